@@ -1,0 +1,162 @@
+"""Planner scale: time from state-DB read to Plan on a harvest-shaped graph.
+
+N sources, N stream stores, 2 derived assets per stream and one catalog over all streams
+(4N+1 assets), one recorded success each; then new observations for 10 % of the sources.
+Prints the time of read_snapshot + plan, the number of stale assets (expected: 3 per changed
+source, plus the catalog) and the time to resolve a `+key+` selection.
+
+    python benchmarks/plan_scale.py --streams 1000 [--db-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, update
+
+from data_vent.assets.kinds import Observation
+from data_vent.assets.spec import AssetSpec
+from data_vent.graph.build import build_graph
+from data_vent.graph.planner import input_version_record, plan
+from data_vent.graph.selection import select
+from data_vent.state import repo
+from data_vent.state.db import get_engine
+from data_vent.state.models import Asset, Materialization
+from data_vent.state.snapshot import read_snapshot
+
+
+def harvest_specs(n: int) -> dict[str, AssetSpec]:
+    specs: dict[str, AssetSpec] = {}
+    for i in range(n):
+        table = (
+            f"RS{i // 100:02d}SITE-NODE{i % 7}-{i % 90:02d}-INSTR{i:05d}-streamed-stream_{i}"
+        )
+        src = f"ooi/{table}"
+        specs[src] = AssetSpec(src, "ooi_source", observable=True, group=table[:8])
+        specs[table] = AssetSpec(table, "ooi_stream", deps=(src,), group=table[:8])
+        for d in ("availability", "summary"):
+            specs[f"{table}/{d}"] = AssetSpec(f"{table}/{d}", "derived", deps=(table,))
+    stores = sorted(k for k, s in specs.items() if s.kind == "ooi_stream")
+    specs["catalog"] = AssetSpec("catalog", "catalog", deps=tuple(stores))
+    return specs
+
+
+def populate(engine, specs: dict[str, AssetSpec], t0: datetime) -> None:
+    repo.sync_specs(engine, specs)
+    obs = [
+        Observation(k, t0, t0 + timedelta(days=1), 1000)
+        for k, s in specs.items()
+        if s.observable
+    ]
+    repo.record_observations(engine, obs)
+    obs_by_key = {o.source_key: o for o in obs}
+    rows = []
+    for key, spec in specs.items():
+        if spec.observable:
+            continue
+        inputs = {}
+        for dep in spec.deps:
+            o = obs_by_key.get(dep)
+            inputs[dep] = input_version_record(dep, o.data_version if o else f"v-{dep}", o)
+        rows.append(
+            {
+                "asset_key": key,
+                "run_id": "bench",
+                "status": "success",
+                "action": "full",
+                "reasons": [],
+                "started_at": t0,
+                "finished_at": t0,
+                "code_version": spec.code_version,
+                "config_hash": spec.config_hash,
+                "input_versions": inputs,
+                "data_version": f"v-{key}",
+                "time_min": t0,
+                "time_max": t0 + timedelta(days=1),
+                "rows": 1000,
+                "details": {},
+            }
+        )
+    m, a = Materialization.__table__, Asset.__table__
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 1000):
+            conn.execute(insert(m), rows[i : i + 1000])
+        ids = {
+            r.asset_key: r.id
+            for r in conn.execute(m.select().with_only_columns(m.c.asset_key, m.c.id))
+        }
+        for key, mid in ids.items():
+            conn.execute(
+                update(a)
+                .where(a.c.key == key)
+                .values(last_success_id=mid, last_attempt_id=mid)
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--streams", type=int, default=1000)
+    ap.add_argument("--db-url", default=None, help="default: a SQLite file in a temp dir")
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="dv-bench-"))
+    url = args.db_url or f"sqlite:///{tmp / 'state.db'}"
+    engine = get_engine(url)
+    t0 = datetime(2026, 1, 1)
+    specs = harvest_specs(args.streams)
+    graph = build_graph(specs)
+    t = time.perf_counter()
+    populate(engine, specs, t0)
+    setup = time.perf_counter() - t
+    sources = sorted(k for k, s in specs.items() if s.observable)
+    changed = sources[::10]
+    repo.record_observations(
+        engine, [Observation(k, t0, t0 + timedelta(days=2), 2000) for k in changed]
+    )
+    now = t0 + timedelta(days=2, hours=1)
+    times, reads = [], []
+    result = None
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        snap = read_snapshot(engine)
+        t_read = time.perf_counter() - t
+        result = plan(specs, graph, snap, now)
+        times.append(time.perf_counter() - t)
+        reads.append(t_read)
+    assert result is not None
+    expected = 3 * len(changed) + 1
+    store = changed[0].removeprefix("ooi/")
+    sel_times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        sel = select(f"+{store}+", graph, specs)
+        sel_times.append(time.perf_counter() - t)
+    print(
+        f"assets: {len(specs)} ({args.streams} streams), db: {engine.dialect.name}, "
+        f"setup {setup:.1f} s"
+    )
+    print(
+        f"changed sources: {len(changed)}; stale assets planned: {len(result)} "
+        f"(expected {expected}) in {len(result.generations)} generations"
+    )
+    print(
+        f"DB read -> Plan: median {statistics.median(times):.3f} s "
+        f"(read {statistics.median(reads):.3f} s, plan "
+        f"{statistics.median(times) - statistics.median(reads):.3f} s), "
+        f"min {min(times):.3f} s over {args.repeat} runs"
+    )
+    print(
+        f"resolve '+{store[:30]}…+': {len(sel)} assets, "
+        f"median {statistics.median(sel_times) * 1000:.2f} ms"
+    )
+    if len(result) != expected:
+        raise SystemExit(f"wrong plan size {len(result)} != {expected}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Observe OOI sources: one ``metadata/times`` call per instrument, bounded concurrency.
+
+An instrument that fails (discontinued, OOI down) is reported in ``errors``; the others are
+still observed. A stream absent from its instrument's answer yields no observation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from data_vent.assets.kinds import Observation
+from data_vent.keys import source_key
+from data_vent.ooi.errors import OOIError
+from data_vent.ooi.names import parse_table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from data_vent.ooi.client import OOIClient, StreamTimes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ObserveError:
+    """An instrument that could not be observed, with the tables it covers."""
+
+    refdes: str
+    tables: tuple[str, ...]
+    error: str
+    error_type: str
+
+
+class ObserveResult(list[Observation]):
+    """The observations (a plain list) plus ``errors`` and ``missing`` tables."""
+
+    def __init__(
+        self,
+        observations: Iterable[Observation] = (),
+        errors: list[ObserveError] | None = None,
+        missing: list[str] | None = None,
+    ):
+        super().__init__(observations)
+        self.errors: list[ObserveError] = errors or []
+        self.missing: list[str] = missing or []
+        """Tables whose instrument answered without them."""
+
+
+def group_by_instrument(tables: Iterable[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for table in dict.fromkeys(tables):
+        groups[parse_table(table).refdes].append(table)
+    return dict(groups)
+
+
+def observe_instruments(
+    client: OOIClient, tables: list[str], concurrency: int = 4
+) -> ObserveResult:
+    """Observe ``tables``; returns a list of observations carrying ``.errors``."""
+    groups = group_by_instrument(tables)
+
+    def one(refdes: str) -> list[StreamTimes] | OOIError:
+        try:
+            return client.metadata_times(refdes)
+        except OOIError as exc:
+            return exc
+
+    result = ObserveResult()
+    with ThreadPoolExecutor(
+        max_workers=max(1, concurrency), thread_name_prefix="ooi-observe"
+    ) as pool:
+        answers = dict(zip(groups, pool.map(one, groups), strict=True))
+    for refdes, answer in answers.items():
+        if isinstance(answer, OOIError):
+            log.warning("observe %s failed: %s", refdes, answer)
+            result.errors.append(
+                ObserveError(refdes, tuple(groups[refdes]), str(answer), type(answer).__name__)
+            )
+            continue
+        by_stream = {(t.method, t.stream): t for t in answer}
+        for table in groups[refdes]:
+            name = parse_table(table)
+            t = by_stream.get((name.method, name.stream))
+            if t is None or (t.begin_time is None and t.end_time is None and t.count is None):
+                result.missing.append(table)
+                continue
+            result.append(Observation(source_key(table), t.begin_time, t.end_time, t.count))
+    return result
+
+
+def observe_and_record(
+    engine: Engine, client: OOIClient, tables: list[str], concurrency: int = 4
+) -> tuple[list[Observation], ObserveResult]:
+    """Observe and store what changed: (changed observations, full result)."""
+    from data_vent.state.repo import record_observations
+
+    result = observe_instruments(client, tables, concurrency)
+    return record_observations(engine, list(result)), result

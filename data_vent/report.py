@@ -1,0 +1,86 @@
+"""Plain-data and markdown views of plans and runs (CLI, artifacts, JSON output)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from data_vent.graph.planner import Plan
+
+
+def fmt_lag(lag: timedelta | None) -> str:
+    if lag is None:
+        return "-"
+    secs = int(lag.total_seconds())
+    days, rem = divmod(secs, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes = rem // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def fmt_coverage(row: Mapping[str, Any]) -> str:
+    """A status row's time coverage, to the minute: ``first … last``."""
+    if not row.get("time_max"):
+        return "-"
+    return f"{(row.get('time_min') or '-')[:16]} … {row['time_max'][:16]}"
+
+
+def fmt_reasons(row: Mapping[str, Any]) -> str:
+    """A status row's reason codes, or why it is not stale."""
+    return "; ".join(x["code"] for x in row["reasons"]) or (row.get("note") or "fresh")
+
+
+def plan_rows(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {
+            "generation": g,
+            "key": it.key,
+            "action": it.action,
+            "reasons": [r.to_json() for r in it.reasons],
+        }
+        for g, gen in enumerate(plan.generations)
+        for it in gen
+    ]
+
+
+def not_planned_rows(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {
+        k: {"code": n.code, "message": n.message} for k, n in sorted(plan.not_planned.items())
+    }
+
+
+def run_markdown(title: str, plan: Plan, outcomes: Mapping[str, Any], run_id: str) -> str:
+    lines = [
+        f"# data-vent: {title}",
+        "",
+        f"run `{run_id}` at {plan.now:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"## Plan: {len(plan)} assets in {len(plan.generations)} generations",
+        "",
+    ]
+    if len(plan):
+        lines += ["| gen | asset | action | reasons |", "|---|---|---|---|"]
+        for g, gen in enumerate(plan.generations):
+            for it in gen:
+                lines.append(f"| {g} | `{it.key}` | {it.action} | {it.describe()} |")
+    else:
+        lines.append("Nothing to do: every asset is fresh.")
+    lines += ["", "## Results", ""]
+    if outcomes:
+        lines += [
+            "| asset | status | rows | last time | seconds | error |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, out in outcomes.items():
+            lines.append(
+                f"| `{key}` | {out.status} | {out.rows if out.rows is not None else '-'} | "
+                f"{out.time_max or '-'} | {out.seconds:.1f} | {out.error or ''} |"
+            )
+    else:
+        lines.append("No asset was materialized.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""Engine and sessions for the state DB, on SQLite (default) or PostgreSQL.
+
+SQLite loses read-modify-write updates under concurrent threads unless every transaction
+takes the write lock up front; so: WAL, a 30 s busy timeout and ``BEGIN IMMEDIATE`` on every
+transaction. PostgreSQL needs none of this (updates there are atomic statements or use
+``SELECT ... FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+from data_vent.errors import BadInput
+
+_ENGINES: dict[str, Engine] = {}
+_UPGRADED: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for ``url``; SQLite engines get WAL + busy timeout + BEGIN IMMEDIATE."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise BadInput(f"invalid database URL {url!r}: {exc}; set DATA_VENT_DB_URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _make_sqlite_safe(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _make_sqlite_safe(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # pragma: no cover - driver hook
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def get_engine(url: str, upgrade: bool = True) -> Engine:
+    """The process-wide engine for ``url``, upgraded to the latest schema on first use."""
+    with _LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = make_engine(url)
+    if upgrade:
+        init_db(engine)
+    return engine
+
+
+def init_db(engine: Engine) -> None:
+    """Bring the schema to the latest migration (once per engine per process)."""
+    key = str(engine.url)
+    if key in _UPGRADED:
+        return
+    from data_vent.state.migrate import upgrade
+
+    upgrade(engine)
+    _UPGRADED.add(key)
+
+
+def dispose_all() -> None:
+    with _LOCK:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+        _UPGRADED.clear()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: committed on success, rolled back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

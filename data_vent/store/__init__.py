@@ -1,0 +1,30 @@
+"""Stream stores: OOI NetCDF -> one Zarr v2 store per stream, crash-safe.
+
+``normalize`` (file -> store schema), ``rules`` (append rules), ``commit`` (commit protocol),
+``checks`` (post-write checks), ``writer`` (``StreamStore``, ``ingest_files``).
+"""
+
+from data_vent.store.normalize import NormalizedFile, NormalizeReport, normalize_file
+from data_vent.store.rules import AppendConflict, CheckFailed, SchemaConflict, StoreError
+from data_vent.store.writer import (
+    DEFAULT_CHUNK_TARGET,
+    StoreInfo,
+    StreamStore,
+    WriteOutcome,
+    ingest_files,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK_TARGET",
+    "AppendConflict",
+    "CheckFailed",
+    "NormalizeReport",
+    "NormalizedFile",
+    "SchemaConflict",
+    "StoreError",
+    "StoreInfo",
+    "StreamStore",
+    "WriteOutcome",
+    "ingest_files",
+    "normalize_file",
+]

@@ -1,0 +1,260 @@
+"""Append rules: every decision about rows and schema is explicit and recorded.
+
+Each applied rule is one ``RuleRecord`` (rule name, variable, count, file, detail) returned in
+the ``WriteOutcome`` so the materialization can store it.
+
+Rows (per file, files taken in order of their first time):
+
+* ``invalid_time_dropped``: rows whose time is NaN or the time ``_FillValue``: a dimension
+  coordinate has no missing values.
+* ``sorted_within_file``: a file whose times are not non-decreasing is stably sorted (count =
+  rows that moved). Only rows of one file are reordered, never rows already in the store.
+* ``duplicate_in_file_dropped``: equal times inside one file whose rows are identical (all
+  variables, NaN equal to NaN) keep the first; different rows at one time raise
+  ``AppendConflict`` naming the variable.
+* ``overlap_identical_dropped``: rows at or before the store's last time that match a stored
+  row (same time, identical values on the variables both have) are trimmed; this also makes a
+  re-run of the same append a no-op. A different row at a stored time raises
+  ``AppendConflict``.
+* ``older_than_store_end``: rows before the store's last time whose time is not in the store
+  cannot be appended without reordering: the outcome is ``needs_rebuild`` and nothing is
+  written.
+
+Schema (``merge_schema``, store schema vs. each file):
+
+* ``new_variable``: created; rows before it read as its fill value (``_FillValue`` of the file,
+  NaN for floats, the netCDF default fill for integers, ``''`` for strings).
+* ``missing_variable``: the file's rows are written with the variable's fill value
+  (``fill_value_assigned`` when an integer variable had none and gets the netCDF default).
+* ``cast_to_store_dtype``: the file's dtype casts exactly into the store's (e.g. int16 into
+  int32): values are cast. ``dtype_widened``: inside a new store or a rebuild the store dtype
+  is the exact common type. Appending a file that would widen a committed variable gives
+  ``needs_rebuild`` naming the variable; no exact common type (int64 and float, str and number)
+  raises ``SchemaConflict``.
+* ``fill_value_remapped``: the file's ``_FillValue`` differs from the store's: fill values are
+  rewritten to the store's.
+* ``dimension_padded``: a non-time dimension smaller than the store's (OPTAA ``wavelength``)
+  is padded with fill; a larger one grows the store in a new store or rebuild, and gives
+  ``needs_rebuild`` on append. Static arrays (``wavelength`` values) must agree on their
+  common prefix, else ``needs_rebuild``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import netCDF4
+import numpy as np
+
+from data_vent.errors import DataVentError
+from data_vent.store.normalize import TIME, NormalizedFile, VarSpec
+
+
+class StoreError(DataVentError):
+    """A write that the store refuses; the store is left at its last committed version."""
+
+
+class AppendConflict(StoreError):
+    """The same time holds different values in the store and in a file."""
+
+
+class SchemaConflict(StoreError):
+    """A variable changes in a way no exact conversion covers."""
+
+
+class CheckFailed(StoreError):
+    """A post-write check failed; the commit was not made."""
+
+
+@dataclass
+class RuleRecord:
+    rule: str
+    variable: str | None = None
+    count: int = 0
+    file: str | None = None
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class SchemaPlan:
+    target: dict[str, VarSpec]
+    rules: list[RuleRecord] = field(default_factory=list)
+    rebuild_reasons: list[str] = field(default_factory=list)
+    new_arrays: list[str] = field(default_factory=list)
+    changed_fill: list[str] = field(default_factory=list)
+    statics: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ dtypes and fills
+def exact_common_dtype(a: np.dtype, b: np.dtype) -> np.dtype | None:
+    """The smallest dtype both cast into without changing any value, or None."""
+    if a == b:
+        return a
+    if (a.kind == "O") != (b.kind == "O"):
+        return None
+    r = np.result_type(a, b)
+    for d in (a, b):
+        if d.kind in "iu" and r.kind == "f" and d.itemsize * 2 > r.itemsize:
+            return None  # int32 -> float32 or int64 -> float64 would round
+    return r
+
+
+def default_fill(dtype: np.dtype) -> Any:
+    if dtype.kind == "O":
+        return ""
+    if dtype.kind == "f":
+        return dtype.type(np.nan)
+    if dtype.kind == "b":
+        return False
+    key = f"{dtype.kind}{dtype.itemsize}"
+    return dtype.type(netCDF4.default_fillvals[key])
+
+
+def same_fill(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        if np.isnan(a) and np.isnan(b):
+            return True
+    except TypeError:
+        pass
+    return bool(a == b)
+
+
+# ------------------------------------------------------------------ schema
+def merge_schema(
+    store: dict[str, VarSpec] | None,
+    files: list[NormalizedFile],
+    read_static: Callable[[str], np.ndarray] | None,
+) -> SchemaPlan:
+    """Target schema for writing ``files`` into ``store`` (None: new store or rebuild)."""
+    frozen = set(store or {})
+    plan = SchemaPlan(target=dict(store or {}))
+    statics: dict[str, np.ndarray] = {}
+    if store and read_static:
+        statics = {n: read_static(n) for n, s in store.items() if not s.timed}
+    for nf in files:
+        fname = nf.path.name
+        for name, spec in nf.specs.items():
+            cur = plan.target.get(name)
+            if cur is None:
+                plan.target[name] = spec
+                if store is not None:
+                    plan.rules.append(RuleRecord("new_variable", name, file=fname))
+                plan.new_arrays.append(name)
+                if not spec.timed:
+                    statics[name] = nf.read(name)
+                continue
+            if cur.dims != spec.dims:
+                raise SchemaConflict(
+                    f"variable {name}: dims {spec.dims} in {fname}, {cur.dims}"
+                )
+            dtype = cur.dtype
+            if spec.dtype != cur.dtype:
+                common = exact_common_dtype(cur.dtype, spec.dtype)
+                if common is None:
+                    raise SchemaConflict(
+                        f"variable {name}: dtype {spec.dtype} in {fname} has no exact common "
+                        f"type with the store's {cur.dtype}; rebuild with a conversion rule"
+                    )
+                if common == cur.dtype:
+                    plan.rules.append(
+                        RuleRecord(
+                            "cast_to_store_dtype",
+                            name,
+                            file=fname,
+                            detail=f"{spec.dtype}->{cur.dtype}",
+                        )
+                    )
+                elif name in frozen:
+                    plan.rebuild_reasons.append(
+                        f"dtype of {name} widens from {cur.dtype} to {common} ({fname})"
+                    )
+                else:
+                    plan.rules.append(
+                        RuleRecord(
+                            "dtype_widened",
+                            name,
+                            file=fname,
+                            detail=f"{cur.dtype}+{spec.dtype}->{common}",
+                        )
+                    )
+                    dtype = common
+            inner = cur.shape_inner
+            if spec.timed and spec.shape_inner != cur.shape_inner:
+                grown = tuple(
+                    max(a, b) for a, b in zip(spec.shape_inner, cur.shape_inner, strict=True)
+                )
+                if grown != cur.shape_inner and name in frozen:
+                    plan.rebuild_reasons.append(
+                        f"dimension of {name} grows {cur.shape_inner}->{grown} ({fname})"
+                    )
+                elif grown != cur.shape_inner:
+                    plan.rules.append(
+                        RuleRecord(
+                            "dimension_grown",
+                            name,
+                            file=fname,
+                            detail=f"{cur.shape_inner}->{grown}",
+                        )
+                    )
+                inner = grown
+            if not spec.timed:
+                new = nf.read(name)
+                old = statics[name]
+                n = min(len(new), len(old))
+                if not np.array_equal(new[:n], old[:n]):
+                    plan.rebuild_reasons.append(f"static array {name} differs in {fname}")
+                elif len(new) > len(old):
+                    if name in frozen:
+                        plan.rebuild_reasons.append(
+                            f"static array {name} grows {len(old)}->{len(new)} ({fname})"
+                        )
+                    else:
+                        statics[name] = new
+                        inner = tuple(new.shape)
+            if dtype != cur.dtype or inner != cur.shape_inner:
+                plan.target[name] = replace(cur, dtype=np.dtype(dtype), shape_inner=inner)
+    # every timed target variable needs a usable fill for rows a file lacks
+    for name, spec in list(plan.target.items()):
+        if spec.fill_value is not None or name == TIME or not spec.timed:
+            continue
+        if (store is not None and name in plan.new_arrays) or any(
+            name not in nf.specs or nf.specs[name].shape_inner != spec.shape_inner
+            for nf in files
+        ):
+            plan.target[name] = replace(spec, fill_value=default_fill(spec.dtype))
+            if name in frozen:
+                plan.changed_fill.append(name)
+            plan.rules.append(
+                RuleRecord(
+                    "fill_value_assigned", name, detail=repr(plan.target[name].fill_value)
+                )
+            )
+    plan.statics = statics
+    return plan
+
+
+# ------------------------------------------------------------------ rows
+def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise equality with NaN == NaN; shapes (n, ...)."""
+    a, b = np.asarray(a), np.asarray(b)
+    eq = a == b
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        eq |= np.isnan(a.astype("f8", copy=False)) & np.isnan(b.astype("f8", copy=False))
+    if eq.ndim > 1:
+        eq = eq.reshape(eq.shape[0], -1).all(axis=1)
+    return eq
+
+
+def pad_inner(data: np.ndarray, inner: tuple[int, ...], fill: Any) -> np.ndarray:
+    if data.shape[1:] == inner:
+        return data
+    out = np.full((data.shape[0], *inner), fill, dtype=data.dtype)
+    out[(slice(None), *(slice(0, s) for s in data.shape[1:]))] = data
+    return out

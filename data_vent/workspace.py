@@ -1,0 +1,170 @@
+"""What a run works on: settings, asset specs, their graph and the state DB engine."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+from sqlalchemy.engine import Engine
+
+from data_vent.assets.config import load_specs
+from data_vent.assets.kinds import Observation, get_kind
+from data_vent.assets.spec import AssetSpec
+from data_vent.errors import ConfigError
+from data_vent.graph.build import build_graph
+from data_vent.graph.planner import Plan, PlanItem, ancestors_of, plan
+from data_vent.graph.selection import select, uses_state
+from data_vent.runner import AssetOutcome, materialize_asset, run_generations
+from data_vent.settings import Settings, get_settings
+from data_vent.state import repo
+from data_vent.state.db import get_engine
+from data_vent.state.snapshot import StateSnapshot, read_snapshot
+from data_vent.timeutil import utcnow
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    specs: dict[str, AssetSpec]
+    graph: nx.DiGraph
+    engine: Engine
+
+    @classmethod
+    def load(cls, settings: Settings | None = None) -> Workspace:
+        settings = settings or get_settings()
+        config_dir = settings.config_dir
+        if config_dir is None:
+            raise ConfigError(
+                "no harvest configs: pass --config-dir or set DATA_VENT_CONFIG_DIR "
+                "to a folder of harvest config YAMLs"
+            )
+        specs = load_specs(Path(config_dir))
+        graph = build_graph(specs)
+        engine = get_engine(settings.resolved_db_url())
+        return cls(settings, specs, graph, engine)
+
+    def sync(self) -> repo.SyncReport:
+        return repo.sync_specs(self.engine, self.specs)
+
+    def snapshot(self) -> StateSnapshot:
+        return read_snapshot(self.engine)
+
+    def observe(self, keys: Iterable[str] | None = None) -> tuple[list[Observation], int]:
+        """Observe sources (all, or those among ``keys``); record what changed.
+
+        Returns (changed observations, number of sources observed).
+        """
+        wanted = set(keys) if keys is not None else None
+        by_kind: dict[str, list[AssetSpec]] = defaultdict(list)
+        for spec in self.specs.values():
+            if spec.observable and (wanted is None or spec.key in wanted):
+                by_kind[spec.kind].append(spec)
+        observed: list[Observation] = []
+        for kind, specs in by_kind.items():
+            observed += get_kind(kind).observe(specs, self.settings, self.engine)
+        changed = repo.record_observations(self.engine, observed)
+        return changed, sum(len(v) for v in by_kind.values())
+
+    def sources_of(self, keys: Iterable[str]) -> set[str]:
+        """Sources among ``keys`` and their ancestors (what a targeted run must look at)."""
+        keys = set(keys)
+        return {a for a in ancestors_of(self.graph, keys) | keys if self.specs[a].observable}
+
+    def exists_map(self, keys: Iterable[str]) -> dict[str, bool]:
+        """Whether each asset's output is present (a deleted store is `missing`)."""
+        return {
+            k: get_kind(self.specs[k].kind).exists(self.specs[k], self.settings)
+            for k in keys
+            if not self.specs[k].observable
+        }
+
+    def plan(
+        self,
+        selection: str | None = None,
+        *,
+        force: bool = False,
+        refresh: bool = False,
+        include_upstream: bool = True,
+        snapshot: StateSnapshot | None = None,
+        check_outputs: bool = True,
+    ) -> Plan:
+        snapshot = snapshot or self.snapshot()
+        now = utcnow()
+        exists = self.exists_map(self.specs) if check_outputs else None
+        selected = self.select(selection, snapshot) if selection else None
+        return plan(
+            self.specs,
+            self.graph,
+            snapshot,
+            now,
+            selected,
+            force=force,
+            refresh=refresh,
+            include_upstream=include_upstream,
+            exists=exists,
+        )
+
+    def execute(
+        self,
+        planned: Plan,
+        run_id: str,
+        run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+    ) -> dict[str, AssetOutcome]:
+        """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
+        tasks in the flows), by default one asset after another in this process."""
+        if run_batch is None:
+
+            def run_batch(items: list[PlanItem]) -> list[AssetOutcome]:
+                return [
+                    materialize_asset(it, self.specs, self.settings, self.engine, run_id)
+                    for it in items
+                ]
+
+        tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
+        return run_generations(
+            planned.generations, self.graph, self.engine, run_id, run_batch, tolerant
+        )
+
+    def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
+        from data_vent.graph.selection import parse
+
+        node = parse(text)
+        state = None
+        if uses_state(node):
+            snapshot = snapshot or self.snapshot()
+            full = plan(self.specs, self.graph, snapshot, utcnow())
+            state = PlanStateView(full, snapshot)
+        return select(text, self.graph, self.specs, state)
+
+
+class PlanStateView:
+    """Status filters (`status:stale`, `reason:missing`) answered from a full plan."""
+
+    def __init__(self, full: Plan, snapshot: StateSnapshot):
+        self.plan = full
+        self.snapshot = snapshot
+
+    def status_of(self, key: str) -> set[str]:
+        reasons = self.plan.stale.get(key)
+        if reasons is None:  # observable sources have no status of their own
+            return set()
+        codes = {r.code for r in reasons}
+        out = {"stale"} if (codes or self.plan.item(key)) else {"fresh"}
+        att = self.snapshot.state(key).last_attempt
+        if att is not None and att.status == "failed":
+            out.add("failed")
+        if "missing" in codes:
+            out.add("missing")
+        if "waiting" in codes:
+            out.add("waiting")
+        return out
+
+    def reasons_of(self, key: str) -> set[str]:
+        codes = {r.code for r in self.plan.stale.get(key, [])}
+        item = self.plan.item(key)
+        if item is not None:
+            codes |= {r.code for r in item.reasons}
+        return codes

@@ -1,0 +1,97 @@
+"""Asset kinds the core tests register themselves (the core knows nothing of OOI).
+
+* ``tests.kinds:FileSource``: an observable source whose state tests write to
+  ``$DATA_VENT_HOME/sources.json`` ({key: {begin, end, count}}).
+* ``tests.kinds:FileAsset``: writes ``<storage>/<key>.json`` from its inputs; fails while
+  ``$DATA_VENT_HOME/fail/<key with / as __>`` exists; with ``config.hold`` it waits (bounded)
+  for ``$DATA_VENT_HOME/release`` so lease tests can hold it mid-materialization.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+from data_vent.assets.kinds import (
+    AssetKind,
+    MaterializeContext,
+    MaterializeResult,
+    Observation,
+)
+
+
+def _flag(home: Path, name: str, key: str) -> Path:
+    return home / name / key.replace("/", "__")
+
+
+def write_sources(home: Path, sources: dict[str, tuple[str, str, int]]) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    data = {k: {"begin": b, "end": e, "count": c} for k, (b, e, c) in sources.items()}
+    (home / "sources.json").write_text(json.dumps(data))
+
+
+class FileSource(AssetKind):
+    name = "tests.kinds:FileSource"
+    observable = True
+
+    def observe(self, specs, settings, engine):
+        path = settings.home / "sources.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        out = []
+        for spec in specs:
+            d = data.get(spec.key)
+            if d:
+                out.append(
+                    Observation(
+                        spec.key,
+                        datetime.fromisoformat(d["begin"]),
+                        datetime.fromisoformat(d["end"]),
+                        d["count"],
+                    )
+                )
+        calls = settings.home / "observe_calls"
+        calls.write_text(str(int(calls.read_text() or 0) + 1 if calls.exists() else 1))
+        return out
+
+
+class FileAsset(AssetKind):
+    name = "tests.kinds:FileAsset"
+
+    def _path(self, spec, settings) -> Path:
+        return Path(settings.resolved_storage()) / f"{spec.key}.json"
+
+    def exists(self, spec, settings) -> bool:
+        return self._path(spec, settings).exists()
+
+    def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
+        home = ctx.settings.home
+        if ctx.spec.config.get("hold"):
+            (home / "started").mkdir(parents=True, exist_ok=True)
+            _flag(home, "started", ctx.spec.key).write_text(str(time.time()))
+            deadline = time.monotonic() + float(ctx.spec.config.get("hold_timeout", 30))
+            while not (home / "release").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if _flag(home, "fail", ctx.spec.key).exists():
+            raise RuntimeError(f"asked to fail {ctx.spec.key}")
+        inputs = {k: iv.data_version for k, iv in sorted(ctx.inputs.items())}
+        version = hashlib.sha256(
+            json.dumps([inputs, ctx.spec.config_hash], sort_keys=True).encode()
+        ).hexdigest()[:12]
+        path = self._path(ctx.spec, ctx.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"inputs": inputs, "action": ctx.action}))
+        ends = [iv.observation.end_time for iv in ctx.inputs.values() if iv.observation]
+        begins = [iv.observation.begin_time for iv in ctx.inputs.values() if iv.observation]
+        counts = [iv.observation.count for iv in ctx.inputs.values() if iv.observation]
+        log = home / "materialized.log"
+        with log.open("a") as fh:
+            fh.write(f"{ctx.spec.key} {ctx.action}\n")
+        return MaterializeResult(
+            data_version=version,
+            time_min=min(begins) if begins else None,
+            time_max=max(ends) if ends else None,
+            rows=sum(counts) if counts else None,
+        )
