@@ -5,8 +5,7 @@ Registered with ``pytest_plugins = ["tests.conftest_ooi"]`` inside the OOI test 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -69,15 +68,3 @@ def engine(tmp_path: Path):
     init_db(eng)
     yield eng
     eng.dispose()
-
-
-def poll_until(cond: Callable[[], object], timeout: float = 10.0, every: float = 0.02):
-    """Bounded polling instead of sleeping: the condition's value, or AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(every)

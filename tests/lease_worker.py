@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -23,6 +22,7 @@ from data_vent.graph.planner import PlanItem
 from data_vent.settings import get_settings
 from data_vent.state.db import get_engine
 from data_vent.state.models import Asset
+from tests.polling import poll_until
 
 A = Asset.__table__
 
@@ -40,14 +40,6 @@ def increment(engine: Engine, key: str) -> None:
         conn.execute(update(A).where(A.c.key == key).values(code_version=str(int(value) + 1)))
 
 
-def wait_for(path: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {path}")
-        time.sleep(0.005)
-
-
 def main(argv: list[str]) -> None:
     mode, db_url, key = argv[:3]
     engine = get_engine(db_url)
@@ -61,7 +53,7 @@ def main(argv: list[str]) -> None:
     elif mode == "counter":
         n, ready, go = int(argv[3]), Path(argv[4]), Path(argv[5])
         ready.write_text("ready")
-        wait_for(go, 30)
+        poll_until(go.exists, 30, every=0.005, what=f"{go} to appear")
         for _ in range(n):
             increment(engine, key)
     else:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.kinds import write_sources
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -136,6 +137,7 @@ def test_failed_asset_skips_downstream_and_others_go_on(graph_home: Path):
 def test_materialize_selection_force_and_run_report(graph_home: Path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.events.worker import EventsWorker
 
     from data_vent.flows import daily_harvest, materialize, run_flow
 
@@ -147,16 +149,23 @@ def test_materialize_selection_force_and_run_report(graph_home: Path):
     assert {row["key"] for row in forced["plan"]} == {"ab", "top"}
     assert sorted(materialized(graph_home)) == ["ab", "top"]
 
-    async def read() -> tuple[list[str], list]:
+    async def task_run_names() -> set[str]:
         async with get_client() as client:
             runs = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[forced["flow_run_id"]]))
             )
-            arts = await client.read_artifacts()
-            return [r.name for r in runs], arts
+            return {r.name for r in runs}
 
-    names, artifacts = asyncio.run(read())
-    assert {"ab", "top"} <= set(names)
+    async def read_artifacts() -> list:
+        async with get_client() as client:
+            return await client.read_artifacts()
+
+    # The server records task runs from events, after the flow has returned.
+    EventsWorker.drain_all()
+    poll_until(
+        lambda: {"ab", "top"} <= asyncio.run(task_run_names()), 30, what="task runs recorded"
+    )
+    artifacts = asyncio.run(read_artifacts())
     reports = [a for a in artifacts if a.key == "data-vent-run-report"]
     assert reports, "run report artifact not published"
     assert any("`top`" in str(a.data) for a in reports)
@@ -174,8 +183,6 @@ def test_dry_run_changes_nothing(graph_home: Path):
 
 def test_materializations_emit_prefect_asset_events(graph_home: Path):
     """Prefect's own lineage sees the stores: asset events keyed by the store URL."""
-    import time
-
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
     from prefect.events.worker import EventsWorker
@@ -205,13 +212,12 @@ def test_materializations_emit_prefect_asset_events(graph_home: Path):
             )
             return page.events
 
-    deadline = time.monotonic() + 30
-    seen: dict[str, object] = {}
-    while time.monotonic() < deadline and not want <= set(seen):
+    def seen_all() -> dict[str, object]:
         seen = {e.resource.id: e for e in asyncio.run(read())}
-        if not want <= set(seen):
-            time.sleep(0.2)  # the server persists events asynchronously
-    assert want <= set(seen)
+        return seen if want <= set(seen) else {}
+
+    # The server persists events asynchronously.
+    seen = poll_until(seen_all, 30, every=0.2, what="asset events persisted")
     top = seen[f"file://{storage}/top"]
     assert top.event == "prefect.asset.materialization.succeeded"
     assert f"file://{storage}/ab" in {r.id for r in top.related}

@@ -21,6 +21,7 @@ from data_vent.ooi.errors import (
     OOIUnavailable,
 )
 from data_vent.ooi.simulator import Simulator
+from tests.polling import poll_until
 
 pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")
 try:
@@ -28,7 +29,7 @@ try:
 except ImportError:  # tests/ is not a package: its folder is on sys.path
     import conftest_ooi as fx  # type: ignore[no-redef]
 CLOCK, CTD, CTD_REFDES, PHSEN = fx.CLOCK, fx.CTD, fx.CTD_REFDES, fx.PHSEN
-ooi_settings, poll_until = fx.ooi_settings, fx.poll_until
+ooi_settings = fx.ooi_settings
 
 pytest_plugins = [fx.__name__]
 

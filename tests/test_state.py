@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from data_vent.state.migrate import current_revision, head_revision, upgrade
 from data_vent.state.models import Asset, Materialization, SourceObservation
 from data_vent.timeutil import utcnow
 from tests.lease_worker import increment
+from tests.polling import poll_until
 
 ROOT = Path(__file__).parent.parent
 T0 = datetime(2024, 1, 1)
@@ -192,14 +192,6 @@ def test_threads_lose_no_update(db_url: str) -> None:
     assert _counter(engine) == str(threads_n * per)
 
 
-def _wait_for(pred, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.01)
-
-
 def test_two_processes_lose_no_update_on_sqlite(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'state.db'}"
     engine = get_engine(db_url)
@@ -227,7 +219,7 @@ def test_two_processes_lose_no_update_on_sqlite(tmp_path: Path) -> None:
         for r in ready
     ]
     try:
-        _wait_for(lambda: all(r.exists() for r in ready), 30, "both workers ready")
+        poll_until(lambda: all(r.exists() for r in ready), 30, what="both workers ready")
         go.write_text("go")
         results = [p.communicate(timeout=60) for p in procs]
     finally:
