@@ -1,13 +1,61 @@
-"""One process-wide lock around every use of the netCDF-C/HDF5 libraries.
+"""Every use of the netCDF-C/HDF5 libraries goes through here, under one process-wide lock.
 
 They are not thread-safe, and xarray's own lock covers only data reads, not the metadata
-reads of an open: concurrent harvest threads (and the in-process simulator writing files)
-otherwise abort the process with "double free or corruption". Reentrant, so code holding it
-may call into xarray, which is handed the same lock.
+reads of an open nor the close a garbage-collected file triggers: concurrent harvest threads
+(and the in-process simulator writing files) otherwise corrupt the heap, which shows up later
+as "double free or corruption" or a segmentation fault far from the cause. So nothing in
+data_vent, its tests or benchmarks opens, writes or leaves a NetCDF file open except through
+these helpers (``tests/test_ncio.py`` enforces it). Reentrant, so code holding the lock may
+call into xarray, which is handed the same lock.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import netCDF4
+import xarray as xr
 
 HDF5_LOCK = threading.RLock()
+
+
+def open_lazy(path: str | Path, **kwargs: Any) -> xr.Dataset:
+    """A lazily read Dataset whose later reads and close take the lock; close it yourself."""
+    with HDF5_LOCK:
+        return xr.open_dataset(path, cache=False, lock=HDF5_LOCK, **kwargs)
+
+
+def close(ds: xr.Dataset) -> None:
+    """Close a Dataset from ``open_lazy`` (its file handle) under the lock."""
+    with HDF5_LOCK:
+        ds.close()
+
+
+def load_dataset(path: str | Path, **kwargs: Any) -> xr.Dataset:
+    """The whole file in memory, its handle already closed."""
+    with HDF5_LOCK, xr.open_dataset(path, lock=HDF5_LOCK, **kwargs) as ds:
+        return ds.load()
+
+
+def save_dataset(ds: xr.Dataset, path: str | Path, **kwargs: Any) -> Path:
+    """Write an in-memory Dataset as NetCDF."""
+    with HDF5_LOCK:
+        ds.to_netcdf(path, **kwargs)
+    return Path(path)
+
+
+@contextmanager
+def netcdf4_file(
+    path: str | Path, mode: str = "r", **kwargs: Any
+) -> Iterator[netCDF4.Dataset]:
+    """A raw ``netCDF4.Dataset``, holding the lock until it is closed at the block's end."""
+    with HDF5_LOCK:
+        ds = netCDF4.Dataset(path, mode, **kwargs)
+        try:
+            yield ds
+        finally:
+            ds.close()

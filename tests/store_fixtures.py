@@ -26,14 +26,10 @@ NUTNRJ = SE / (
 
 def subset(src: Path, dest: Path, index, drop: list[str] | None = None, **isel) -> Path:
     """A real file cut to some rows (and optionally other dims), written back as NetCDF."""
-    import xarray as xr
+    from data_vent.ncio import load_dataset, save_dataset
 
-    with xr.open_dataset(src, decode_cf=False) as ds:
-        out = ds.isel(obs=index, **isel)
-        if drop:
-            out = out.drop_vars(drop)
-        out.load().to_netcdf(dest)
-    return dest
+    out = load_dataset(src, decode_cf=False).isel(obs=index, **isel)
+    return save_dataset(out.drop_vars(drop) if drop else out, dest)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from data_vent.cli import app
+from data_vent.ncio import load_dataset
 from tests.kinds import write_sources
 from tests.test_flows import three_levels
 
@@ -151,8 +152,7 @@ def test_ingest_backfills_a_store_and_records_it(
     runner = CliRunner()
     res = runner.invoke(app, ["ingest", GLIDER, *files])
     assert res.exit_code == 0, res.output
-    src = [xr.open_dataset(f) for f in files]
-    expected = sum(ds.sizes["obs"] for ds in src)
+    expected = sum(load_dataset(f).sizes["obs"] for f in files)
     store = xr.open_zarr(isolated_env / "stores" / GLIDER, consolidated=True)
     assert store.sizes["time"] == expected
     hist = json.loads(runner.invoke(app, ["history", GLIDER, "--json"]).stdout)

@@ -11,6 +11,7 @@ import pytest
 import requests
 import xarray as xr
 
+from data_vent.ncio import load_dataset
 from data_vent.ooi.client import OOIClient, parse_error_body, redact_url
 from data_vent.ooi.errors import (
     OOIAuthError,
@@ -105,13 +106,10 @@ def test_data_request_lifecycle_and_download(
     assert len(listing.other) == 1 and "DEPEND000" in listing.other[0].name
     paths = [client.download(f, tmp_path) for f in listing.data]
     assert not list(tmp_path.glob(".*part*"))
-    parts = [xr.open_dataset(p) for p in paths]
-    ds = xr.concat(parts, dim="obs")
+    ds = xr.concat([load_dataset(p) for p in paths], dim="obs")
     assert ds.sizes["obs"] == 12 * 24 * 6 + 1
     assert ds.time.to_index().is_monotonic_increasing and ds.time.to_index().is_unique
     assert str(ds.time.values[-1])[:10] == "2024-01-01"
-    for p in parts:
-        p.close()
     assert sim.data_requests(CTD) == 1
 
 
@@ -226,8 +224,7 @@ def test_duplicate_and_out_of_order_times(
     sim.set_fault(CTD, "out_of_order")
     _, listing = ready_listing(client, CTD)
     path = client.download(listing.data[0], tmp_path)
-    with xr.open_dataset(path, decode_times=False) as ds:
-        t = ds.time.values
+    t = load_dataset(path, decode_times=False).time.values
     assert len(t) - len(set(t.tolist())) == 3
     assert (t[1:] < t[:-1]).any()
 
@@ -239,9 +236,9 @@ def test_new_variable_and_dimension_growth(
     sim.set_fault(CTD, "dim_growth", after="2023-12-28T00:00:00", size=4, grown=6)
     _, listing = ready_listing(client, CTD)
     first, second = (client.download(f, tmp_path) for f in listing.data)
-    with xr.open_dataset(first) as a, xr.open_dataset(second) as b:
-        assert "sea_water_density" not in a and "sea_water_density" in b
-        assert a.sizes["wavelength"] == 4 and b.sizes["wavelength"] == 6
+    a, b = load_dataset(first), load_dataset(second)
+    assert "sea_water_density" not in a and "sea_water_density" in b
+    assert a.sizes["wavelength"] == 4 and b.sizes["wavelength"] == 6
 
 
 def test_reprocessing_changes_count_inside_old_range(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import netCDF4
 import numpy as np
 import pytest
 import requests
-import xarray as xr
 
+from data_vent.ncio import load_dataset, netcdf4_file
 from data_vent.ooi.sim_netcdf import FileSpec, write_stream_file
 from data_vent.ooi.simulator import Simulator, streams_from_configs
 
@@ -42,14 +43,16 @@ def real_file() -> Path:
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory) -> tuple[netCDF4.Dataset, netCDF4.Dataset]:
+def sim_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("nc") / "sim.nc"
     times = 3.9e9 + np.arange(50) * 60.0
-    write_stream_file(path, FileSpec(TABLE, times, 4))
-    real, sim = netCDF4.Dataset(real_file()), netCDF4.Dataset(path)
-    yield real, sim
-    real.close()
-    sim.close()
+    return write_stream_file(path, FileSpec(TABLE, times, 4))
+
+
+@pytest.fixture
+def pair(sim_file: Path) -> Iterator[tuple[netCDF4.Dataset, netCDF4.Dataset]]:
+    with netcdf4_file(real_file()) as real, netcdf4_file(sim_file) as sim:
+        yield real, sim
 
 
 def test_same_format_and_record_dimension(pair) -> None:
@@ -93,11 +96,11 @@ def test_qc_companions_like_real(pair) -> None:
 
 def test_opens_with_xarray_like_real(pair) -> None:
     real, sim = pair
-    with xr.open_dataset(real.filepath()) as r, xr.open_dataset(sim.filepath()) as s:
-        assert set(r.coords) == set(s.coords) == {"time", "lat", "lon"}
-        assert s.time.dtype == r.time.dtype
-        assert s.id.dtype.kind == r.id.dtype.kind == "S"
-        assert int(s.deployment[0]) == 4
+    r, s = load_dataset(real.filepath()), load_dataset(sim.filepath())
+    assert set(r.coords) == set(s.coords) == {"time", "lat", "lon"}
+    assert s.time.dtype == r.time.dtype
+    assert s.id.dtype.kind == r.id.dtype.kind == "S"
+    assert int(s.deployment[0]) == 4
 
 
 def test_same_instant_same_values(tmp_path: Path) -> None:
@@ -105,9 +108,9 @@ def test_same_instant_same_values(tmp_path: Path) -> None:
     t = 3.9e9 + np.arange(10) * 600.0
     a = write_stream_file(tmp_path / "a.nc", FileSpec(TABLE, t[:6], 1))
     b = write_stream_file(tmp_path / "b.nc", FileSpec(TABLE, t[4:], 1))
-    with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
-        for v in ("sea_water_temperature", "id"):
-            assert (da[v].values[4:] == db[v].values[:2]).all()
+    da, db = load_dataset(a), load_dataset(b)
+    for v in ("sea_water_temperature", "id"):
+        assert (da[v].values[4:] == db[v].values[:2]).all()
 
 
 def test_streams_from_harvest_configs(tmp_path: Path) -> None:

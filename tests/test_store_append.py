@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 import zarr
 
+from data_vent.ncio import load_dataset, save_dataset
 from data_vent.store import AppendConflict, StreamStore
 
 try:
@@ -110,9 +111,9 @@ def test_overlap_trimmed_and_rerun_is_noop(tmp_path):
 def test_conflicting_duplicate_is_an_error(tmp_path):
     a = F.subset(F.CTDPFJ, tmp_path / "a.nc", slice(0, 3000))
     b = F.subset(F.CTDPFJ, tmp_path / "b.nc", slice(2000, 4000))
-    ds = xr.open_dataset(b, decode_cf=False).load()
+    ds = load_dataset(b, decode_cf=False)
     ds["pressure"].values[10] += 1
-    ds.to_netcdf(tmp_path / "b2.nc")
+    save_dataset(ds, tmp_path / "b2.nc")
     store = StreamStore(str(tmp_path / "s"), chunk_target_bytes=1 << 12)
     store.append_files([a])
     before = store.info()
@@ -151,14 +152,14 @@ def test_growing_wavelength_dimension(tmp_path):
     spec = ds["spectral_channels"]
     fill = spec.attrs["_FillValue"]
     assert (spec.values[:20, 200:] == fill).all()
-    src = xr.open_dataset(F.NUTNRJ, decode_cf=False)["spectral_channels"].values
+    src = load_dataset(F.NUTNRJ, decode_cf=False)["spectral_channels"].values
     np.testing.assert_array_equal(spec.values[:20, :200], src[:20, :200])
     np.testing.assert_array_equal(spec.values[20:], src[20:])
     # a smaller dimension after a larger one is padded on append
     more = F.subset(F.NUTNRJ, tmp_path / "m.nc", slice(0, 1), wavelength=slice(0, 100))
-    ds2 = xr.open_dataset(more, decode_cf=False).load()
+    ds2 = load_dataset(more, decode_cf=False)
     ds2["time"].values[:] = ds["time"].values[-1] + 10
-    ds2.to_netcdf(tmp_path / "m2.nc")
+    save_dataset(ds2, tmp_path / "m2.nc")
     out = store.append_files([tmp_path / "m2.nc"])
     assert out.rows_added == 1 and "dimension_padded" in rules(out)
 

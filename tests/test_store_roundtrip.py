@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 import zarr
 
+from data_vent.ncio import load_dataset, netcdf4_file
 from data_vent.store import NormalizedFile, StreamStore
 from data_vent.store.normalize import DROPPED_STRINGS, epoch_offset_seconds
 
@@ -47,25 +48,25 @@ def test_file_round_trips(path, tmp_path):
     outcome = StreamStore(url, chunk_target_bytes=1 << 14).append_files([path])
     assert outcome.committed and outcome.rows_added > 0
     group = zarr.open_consolidated(url, mode="r", zarr_format=2)
-    src = netCDF4.Dataset(path)
-    src.set_auto_chartostring(False)
-    rec = "obs" if "obs" in src.dimensions else "time"
-    checked = 0
-    for name, var in src.variables.items():
-        if name == rec and rec == "obs":
-            assert name not in group
-            continue
-        if var.dtype == str or np.dtype(var.dtype).kind == "S":
-            if rec in var.dimensions and name not in DROPPED_STRINGS:
-                assert name in group, f"string {name} lost"
-            continue
-        assert name in group, f"numeric variable {name} was dropped"
-        stored = group[name][...]
-        expected = _expected_numeric(var)
-        assert stored.dtype == expected.dtype, name
-        assert stored.shape == expected.shape, name
-        np.testing.assert_array_equal(stored, expected, err_msg=name)
-        checked += 1
+    with netcdf4_file(path) as src:
+        src.set_auto_chartostring(False)
+        rec = "obs" if "obs" in src.dimensions else "time"
+        checked = 0
+        for name, var in src.variables.items():
+            if name == rec and rec == "obs":
+                assert name not in group
+                continue
+            if var.dtype == str or np.dtype(var.dtype).kind == "S":
+                if rec in var.dimensions and name not in DROPPED_STRINGS:
+                    assert name in group, f"string {name} lost"
+                continue
+            assert name in group, f"numeric variable {name} was dropped"
+            stored = group[name][...]
+            expected = _expected_numeric(var)
+            assert stored.dtype == expected.dtype, name
+            assert stored.shape == expected.shape, name
+            np.testing.assert_array_equal(stored, expected, err_msg=name)
+            checked += 1
     assert checked > 0
     # the store reads for a plain consumer, time decoded from float64 seconds since 1900
     ds = xr.open_zarr(url, consolidated=True)
@@ -95,7 +96,7 @@ def test_chars_become_strings(tmp_path):
     url = str(tmp_path / "s")
     StreamStore(url).append_files([path])
     ds = xr.open_zarr(url, consolidated=True)
-    src = xr.open_dataset(path)
+    src = load_dataset(path)
     assert list(ds["date_time_string"].values) == [
         v.decode() if isinstance(v, bytes) else v for v in src["date_time_string"].values
     ]

@@ -20,6 +20,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
+from data_vent.ncio import netcdf4_file
 from data_vent.ooi.names import parse_table
 from data_vent.timeutil import from_ntp_seconds, utcnow
 
@@ -168,22 +169,14 @@ def write_stream_file(
 ) -> Path:
     """Write ``spec`` as a Stream Engine NetCDF4 file at ``path``.
 
-    The netCDF-C/HDF5 libraries are not thread-safe: hold xarray's own lock so that the
-    simulator writing in its server threads never overlaps a harvester reading (in the same
-    process, as in the demo). Without it HDF5 aborts the process (see ``data_vent.ncio``).
+    Through ``data_vent.ncio``, whose lock keeps the simulator writing in its server threads
+    from overlapping a harvester reading in the same process, as in the demo.
     """
-    from data_vent.ncio import HDF5_LOCK
-
-    with HDF5_LOCK:
-        return _write_stream_file(path, spec, created)
-
-
-def _write_stream_file(path: str | Path, spec: FileSpec, created: datetime | None) -> Path:
     path = Path(path)
     created = created or utcnow()
     times = np.asarray(spec.times, dtype="f8")
     n = len(times)
-    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+    with netcdf4_file(path, "w", format="NETCDF4") as ds:
         ds.createDimension("obs", None)
         ds.createDimension("string36", 36)
         ds.createDimension("string18", 18)

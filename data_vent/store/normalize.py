@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from data_vent.ncio import HDF5_LOCK
+from data_vent import ncio
 
 TIME = "time"
 TIME_UNITS = "seconds since 1900-01-01 0:0:0"
@@ -183,14 +183,14 @@ class NormalizedFile:
 
     def __init__(self, path: str | Path, engine: str | None = None):
         self.path = Path(path)
-        with HDF5_LOCK:  # HDF5 is not thread-safe; xarray gets the same (reentrant) lock
-            self.ds = xr.open_dataset(
-                self.path,
-                decode_cf=False,
-                engine=engine or "netcdf4",
-                cache=False,
-                lock=HDF5_LOCK,
-            )
+        self.ds = ncio.open_lazy(self.path, decode_cf=False, engine=engine or "netcdf4")
+        try:
+            self._read_schema()
+        except BaseException:
+            self.close()  # never leave a handle for the garbage collector to close
+            raise
+
+    def _read_schema(self) -> None:
         self.report = NormalizeReport()
         self.record_dim = "obs" if "obs" in self.ds.dims else TIME
         if self.record_dim not in self.ds.dims or TIME not in self.ds.variables:
@@ -344,8 +344,7 @@ class NormalizedFile:
         return xr.Dataset(data_vars, coords=coords, attrs=self.attrs)
 
     def close(self) -> None:
-        with HDF5_LOCK:
-            self.ds.close()
+        ncio.close(self.ds)
 
     def __enter__(self) -> NormalizedFile:
         return self

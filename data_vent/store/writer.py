@@ -27,6 +27,7 @@ import json
 import math
 import uuid
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -250,12 +251,9 @@ class StreamStore:
         self, paths: list[str | Path], mode: str, base_version: str | None = None
     ) -> WriteOutcome:
         self.repair()
-        files = [NormalizedFile(p) for p in paths]
-        try:
+        with ExitStack() as opened:  # a bad third file still closes the first two
+            files = [opened.enter_context(NormalizedFile(p)) for p in paths]
             return _Batch(self, files, mode, base_version).run()
-        finally:
-            for nf in files:
-                nf.close()
 
 
 class _Batch:
