@@ -21,12 +21,13 @@ import netCDF4
 import xarray as xr
 
 HDF5_LOCK = threading.RLock()
+ENGINE = "netcdf4"
 
 
 def open_lazy(path: str | Path, **kwargs: Any) -> xr.Dataset:
     """A lazily read Dataset whose later reads and close take the lock; close it yourself."""
     with HDF5_LOCK:
-        return xr.open_dataset(path, cache=False, lock=HDF5_LOCK, **kwargs)
+        return xr.open_dataset(path, engine=ENGINE, cache=False, lock=HDF5_LOCK, **kwargs)
 
 
 def close(ds: xr.Dataset) -> None:
@@ -37,14 +38,14 @@ def close(ds: xr.Dataset) -> None:
 
 def load_dataset(path: str | Path, **kwargs: Any) -> xr.Dataset:
     """The whole file in memory, its handle already closed."""
-    with HDF5_LOCK, xr.open_dataset(path, lock=HDF5_LOCK, **kwargs) as ds:
+    with HDF5_LOCK, xr.open_dataset(path, engine=ENGINE, lock=HDF5_LOCK, **kwargs) as ds:
         return ds.load()
 
 
 def save_dataset(ds: xr.Dataset, path: str | Path, **kwargs: Any) -> Path:
     """Write an in-memory Dataset as NetCDF."""
     with HDF5_LOCK:
-        ds.to_netcdf(path, **kwargs)
+        ds.to_netcdf(path, engine=ENGINE, **kwargs)
     return Path(path)
 
 

@@ -181,9 +181,9 @@ class TimeScan:
 class NormalizedFile:
     """One OOI NetCDF file seen through the store schema; data read on demand."""
 
-    def __init__(self, path: str | Path, engine: str | None = None):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.ds = ncio.open_lazy(self.path, decode_cf=False, engine=engine or "netcdf4")
+        self.ds = ncio.open_lazy(self.path, decode_cf=False)
         try:
             self._read_schema()
         except BaseException:
