@@ -4,9 +4,10 @@ They are not thread-safe, and xarray's own lock covers only data reads, not the 
 reads of an open nor the close a garbage-collected file triggers: concurrent harvest threads
 (and the in-process simulator writing files) otherwise corrupt the heap, which shows up later
 as "double free or corruption" or a segmentation fault far from the cause. So nothing in
-data_vent, its tests or benchmarks opens, writes or leaves a NetCDF file open except through
-these helpers (``tests/test_ncio.py`` enforces it). Reentrant, so code holding the lock may
-call into xarray, which is handed the same lock.
+data_vent or its tests opens, writes or leaves a NetCDF file open except through these
+helpers (``tests/test_ncio.py`` enforces it; the single-threaded benchmarks are exempt).
+They always use the netCDF4 engine: h5py would load a second HDF5 library into the process.
+Reentrant, so code holding the lock may call into xarray, which is handed the same lock.
 """
 
 from __future__ import annotations
