@@ -22,8 +22,8 @@ from data_vent.store.normalize import NormalizedFile
 from tests import store_fixtures as F
 
 ROOT = Path(__file__).resolve().parent.parent
-# Spelled in pieces so that this file does not match itself.
 TABLE = "CE02SHSM-SBD11-06-METBKA000-telemetered-metbk_a_dcl_instrument"
+# Spelled in pieces so that this file does not match itself.
 RAW_ACCESS = re.compile(
     r"\b(xr|xarray)\.open_(mf)?dataset\(|\bnetCDF4\.Dataset\(|\.to_" + r"netcdf\("
 )
