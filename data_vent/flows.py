@@ -53,8 +53,13 @@ def materialize_asset_task(
 @task(name="observe-sources", cache_policy=NO_CACHE)
 def observe_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
     ws = _workspace(run_id)
-    changed, total = ws.observe(keys)
-    return {"observed": total, "changed": [o.source_key for o in changed]}
+    seen = ws.observe(keys)
+    return {
+        "observed": seen.total,
+        "changed": [o.source_key for o in seen.changed],
+        "failed": sorted(f.source_key for f in seen.failures),
+        "errors": seen.messages(),
+    }
 
 
 def _asset_url(ws: Workspace, key: str) -> str:
@@ -109,7 +114,16 @@ def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOu
     return ws.execute(plan, run_id, run_batch)
 
 
-def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) -> dict:
+def _finish(
+    ws: Workspace,
+    plan: Plan,
+    outcomes: dict,
+    run_id: str,
+    title: str,
+    observed: dict[str, Any] | None = None,
+) -> dict:
+    """The run's result; sources that could not be observed make it not ok (their assets'
+    freshness is unknown: a run never reports green for what it could not see)."""
     md = run_markdown(title, plan, outcomes, run_id)
     try:
         create_markdown_artifact(md, key="data-vent-run-report", description=title)
@@ -124,8 +138,9 @@ def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) 
         "plan": plan_rows(plan),
         "not_planned": not_planned_rows(plan),
         "outcomes": {k: o.to_json() for k, o in outcomes.items()},
-        "ok": not failed,
+        "ok": not failed and not (observed or {}).get("failed"),
         "failed": failed,
+        "observed": observed,
     }
 
 
@@ -135,7 +150,11 @@ def _final(result: dict[str, Any]) -> dict[str, Any] | State:
     if result["ok"]:
         return result
     shown = ", ".join(result["failed"][:5]) + (" …" if len(result["failed"]) > 5 else "")
-    return Failed(message=f"{len(result['failed'])} assets failed: {shown}", data=result)
+    unseen = len((result.get("observed") or {}).get("failed", []))
+    message = f"{len(result['failed'])} assets failed: {shown}" if result["failed"] else ""
+    if unseen:
+        message = "; ".join(filter(None, [message, f"{unseen} sources not observed"]))
+    return Failed(message=message, data=result)
 
 
 @flow(name="daily-harvest", log_prints=True)
@@ -155,9 +174,7 @@ def daily_harvest() -> dict[str, Any]:
         runner.notify("plan", plan)
         logger.info("plan: %s assets in %s generations", len(plan), len(plan.generations))
         outcomes = _execute(ws, plan, run_id)
-        result = _finish(ws, plan, outcomes, run_id, "daily harvest")
-        result["observed"] = observed
-        return _final(result)
+        return _final(_finish(ws, plan, outcomes, run_id, "daily harvest", observed))
     finally:
         _WORKSPACES.pop(run_id, None)
 
@@ -177,8 +194,7 @@ def materialize(
         ws.sync()
         selected = ws.select(selection)
         sources = sorted(ws.sources_of(selected))
-        if sources and not dry_run:
-            observe_task(run_id, sources)
+        observed = observe_task(run_id, sources) if sources and not dry_run else None
         plan = ws.plan(
             selection, force=force, refresh=refresh, include_upstream=include_upstream
         )
@@ -193,7 +209,9 @@ def materialize(
                 "dry_run": True,
             }
         outcomes = _execute(ws, plan, run_id)
-        return _final(_finish(ws, plan, outcomes, run_id, f"materialize {selection}"))
+        return _final(
+            _finish(ws, plan, outcomes, run_id, f"materialize {selection}", observed)
+        )
     finally:
         _WORKSPACES.pop(run_id, None)
 

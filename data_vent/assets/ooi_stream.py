@@ -21,7 +21,7 @@ from data_vent.assets.kinds import (
     register_kind,
 )
 from data_vent.core.errors import DataVentError
-from data_vent.core.records import Observation, input_version_record
+from data_vent.core.records import Observation, ObserveFailure, input_version_record
 from data_vent.core.timeutil import to_naive_utc
 from data_vent.core.vocab import Action, Outcome, RequestStatus
 from data_vent.settings import Settings
@@ -38,20 +38,20 @@ class OOISourceKind(AssetKind):
     observable = True
 
     def observe(self, specs, settings, engine):
+        """One entry per source: its observation, or why it could not be observed."""
+        from data_vent.core.keys import source_key
         from data_vent.ooi.client import OOIClient
         from data_vent.ooi.observe import observe_instruments
 
         tables = [s.key.removeprefix("ooi/") for s in specs]
         with OOIClient(settings) as client:
             result = observe_instruments(client, tables, settings.observe_concurrency)
-        if result.errors and not list(result):
-            # nothing answered: say so once, rather than one line per instrument
-            from data_vent.core.errors import OOIUnavailable
-
-            first = result.errors[0]
-            if first.error_type == "OOIUnavailable":
-                raise OOIUnavailable(first.error)
-        return list(result)
+        failures = [
+            ObserveFailure(source_key(table), e.error, e.error_type)
+            for e in result.errors
+            for table in e.tables
+        ]
+        return [*result, *failures]
 
 
 class OOIStreamKind(AssetKind):

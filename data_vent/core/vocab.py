@@ -66,6 +66,8 @@ class AssetStatus(StrEnum):
     WAITING = "waiting"
     STALE = "stale"
     FRESH = "fresh"
+    UNKNOWN = "unknown"
+    """Its source could not be observed (auth refused, OOI down): never shown as fresh."""
     SOURCE = "source"
     """An observable source: observed, never materialized."""
 
@@ -74,6 +76,8 @@ class NotPlannedCode(StrEnum):
     """Why a candidate asset is left out of a plan."""
 
     FRESH = "fresh"
+    UNOBSERVED = "unobserved"
+    """Its source's latest observation failed: freshness unknown."""
     SOURCE_BEHIND = "source_behind"
     WAITING = "waiting"
     UPSTREAM_FAILED = "upstream_failed"
