@@ -21,6 +21,13 @@ if TYPE_CHECKING:  # annotations only: at run time the simulator imports this mo
     from data_vent.ooi.simulator import SimStream, Simulator
 
 API = "/api/m2m/"
+HTTP_ERROR_TEXT = {
+    401: "Authentication required",
+    403: "Forbidden: the credentials were not accepted",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 _SAFE_USER = re.compile(r"[^A-Za-z0-9_.@-]")
 
 
@@ -37,8 +44,15 @@ def make_server(sim: Simulator, host: str, port: int) -> ThreadingHTTPServer:
 
 
 class HTTPAnswer(Exception):
-    def __init__(self, status: int, body: Any, ctype: str = "application/json"):
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        ctype: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ):
         self.status, self.body, self.ctype = status, body, ctype
+        self.headers = headers or {}
 
 
 def _not_found(table: str) -> HTTPAnswer:
@@ -96,11 +110,18 @@ class Handler(BaseHTTPRequestHandler):
         except _Done:
             pass
         except HTTPAnswer as ans:
-            self._send(ans.status, ans.body, ans.ctype)
+            self._send(ans.status, ans.body, ans.ctype, headers=ans.headers)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def _send(self, status: int, body: Any, ctype: str, length: int | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: Any,
+        ctype: str,
+        length: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if isinstance(body, bytes):
             data = body
         elif isinstance(body, str):
@@ -113,6 +134,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(
                 "Content-Length", str(length if length is not None else len(data))
             )
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -164,7 +187,8 @@ class Handler(BaseHTTPRequestHandler):
         raise HTTPAnswer(404, {"message": f"unknown M2M path {rest}"})
 
     def _faults(self, streams: list[SimStream]) -> None:
-        """API-level faults of any of ``streams``: 500, maintenance HTML, slowness."""
+        """API-level faults of any of ``streams``: an HTTP error status (500, 401, 429 with
+        Retry-After, ...), maintenance HTML, an empty body, slowness."""
         sim = self.sim
         for s in streams:
             slow = sim.fault(s.table, "slow")
@@ -173,6 +197,17 @@ class Handler(BaseHTTPRequestHandler):
         for s in streams:
             if sim.fault(s.table, "http_500") is not None:
                 raise HTTPAnswer(500, {"message": "Internal Server Error", "status_code": 500})
+            err = sim.fault(s.table, "http_error")
+            if err is not None:
+                code = int(err.get("status", 500))
+                after = err.get("retry_after")
+                raise HTTPAnswer(
+                    code,
+                    {"message": HTTP_ERROR_TEXT.get(code, "Error"), "status_code": code},
+                    headers={"Retry-After": str(after)} if after is not None else None,
+                )
+            if sim.fault(s.table, "empty") is not None:
+                raise HTTPAnswer(200, b"")
             if sim.fault(s.table, "maintenance") is not None:
                 raise HTTPAnswer(200, _MAINT, "text/html; charset=utf-8")
 
