@@ -15,7 +15,8 @@ all stores; pass ``derived=False`` to leave them out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,70 @@ KIND_CODE_VERSIONS = {
 }
 
 CATALOG_KEY = "catalog"
+
+STREAM_KEYS = {
+    "": (
+        "instrument",
+        "stream",
+        "harvest_options",
+        "workflow_config",
+        "assignees",
+        "assigness",  # sic: the upstream configs spell it so
+        "labels",
+        "deps",
+        "tags",
+        "freshness",
+        "simulator",  # read by the bundled OOI simulator only
+    ),
+    "stream": ("method", "name"),
+    "harvest_options": ("refresh", "test", "path", "goldcopy", "custom_range"),
+    "workflow_config": ("schedule",),
+    "freshness": ("warn", "fail"),
+}
+"""The keys a harvest config may hold, per mapping: any other is a typo, refused (a
+misspelled ``freshnes`` or ``refrsh`` would otherwise be silently ignored)."""
+ASSET_KEYS = (
+    "key",
+    "kind",
+    "deps",
+    "group",
+    "tags",
+    "freshness",
+    "config",
+    "code_version",
+    "observable",
+)
+
+
+def check_keys(doc: Any, allowed: Iterable[str], where: str, file: Path) -> None:
+    """Refuse a key not in ``allowed``, naming the nearest valid one."""
+    if not isinstance(doc, Mapping):
+        return
+    allowed = tuple(allowed)
+    for key in doc:
+        if key in allowed:
+            continue
+        near = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
+        hint = f"did you mean '{near[0]}'?" if near else f"valid keys: {', '.join(allowed)}"
+        raise ConfigError(f"{file}: unknown key '{where}{key}': {hint}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last
+    value silently: the first one would vanish without a word)."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"key '{key}' appears twice in one mapping (lines {seen[key]} and "
+                    f"{line}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _field(doc: Mapping[str, Any], path: str, file: Path) -> Any:
@@ -89,6 +154,9 @@ def _deps(value: Any, file: Path) -> tuple[str, ...]:
 
 def stream_specs(doc: Mapping[str, Any], file: Path) -> list[AssetSpec]:
     """The source and store specs defined by one upstream harvest config."""
+    check_keys(doc, STREAM_KEYS[""], "", file)
+    for section in ("stream", "harvest_options", "workflow_config", "freshness"):
+        check_keys(doc.get(section), STREAM_KEYS[section], f"{section}.", file)
     instrument = _field(doc, "instrument", file)
     method = _field(doc, "stream.method", file)
     stream = _field(doc, "stream.name", file)
@@ -157,6 +225,10 @@ def generic_specs(doc: Mapping[str, Any], file: Path) -> list[AssetSpec]:
         if not isinstance(item, Mapping):
             raise ConfigError(f"{file}: assets[{i}] must be a mapping")
         where = f"assets[{i}]"
+        check_keys(item, ASSET_KEYS, f"{where}.", file)
+        check_keys(
+            item.get("freshness"), STREAM_KEYS["freshness"], f"{where}.freshness.", file
+        )
         for req in ("key", "kind"):
             if not isinstance(item.get(req), str) or not item.get(req):
                 raise ConfigError(f"{file}: missing field '{where}.{req}'")
@@ -212,7 +284,9 @@ def load_file(file: Path) -> list[AssetSpec]:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -221,6 +295,7 @@ def load_file(file: Path) -> list[AssetSpec]:
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{file}: expected a mapping at the top level")
     if "assets" in doc:
+        check_keys(doc, ("assets",), "", file)
         return generic_specs(doc, file)
     return stream_specs(doc, file)
 

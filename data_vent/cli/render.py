@@ -69,8 +69,14 @@ def plan_table(plan: Plan) -> None:
 
 def run_summary(result: Mapping[str, Any]) -> None:
     outcomes = result["outcomes"]
+    unseen = (result.get("observed") or {}).get("failed") or []
     if not outcomes:
-        console.print(NOTHING_TO_DO)
+        console.print(
+            NOTHING_TO_DO
+            if not unseen
+            else f"Nothing was materialized; {len(unseen)} sources could not be observed, "
+            "so their assets' freshness is UNKNOWN (`data-vent status`)."
+        )
         return
     t = Table(
         "asset",
@@ -97,6 +103,8 @@ def run_summary(result: Mapping[str, Any]) -> None:
     counts: dict[str, int] = {}
     for o in outcomes.values():
         counts[str(o["status"])] = counts.get(str(o["status"]), 0) + 1
+    if unseen:
+        counts["sources not observed"] = len(unseen)
     console.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
 
