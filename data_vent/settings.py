@@ -55,7 +55,9 @@ def _seconds(gt: float | None = None, ge: float | None = None, le: float = 86400
 class Settings(BaseSettings):
     """Runtime configuration. Secrets are ``SecretStr`` so they never print."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True
+    )
 
     home: Path = Field(Path(".data-vent"), description="a folder (created if absent)")
     db_url: str | None = Field(
@@ -102,9 +104,10 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(None, description="an http(s) URL of an S3 API")
     s3_connect_timeout: float = Field(10.0, **_seconds(gt=0, le=600))
-    s3_read_timeout: float = Field(60.0, **_seconds(gt=0, le=3600))
-    s3_retries: int = _whole(0, 20, default=3)
-    """Retries botocore makes after a failed S3 call: a hung endpoint fails in bounded time."""
+    s3_read_timeout: float = Field(30.0, **_seconds(gt=0, le=3600))
+    s3_retries: int = _whole(0, 20, default=1)
+    """Retries botocore makes after a failed S3 call. s3fs adds its own 5 attempts, so a hung
+    endpoint fails one call within about 5 x (retries + 1) x the read timeout (5 min)."""
     db_connect_timeout: float = Field(10.0, **_seconds(gt=0, le=600))
 
     concurrency: int = _whole(1, 256, default=4)
@@ -147,6 +150,8 @@ class Settings(BaseSettings):
             ) from None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             folder = Path(url.database).parent
+            if folder.exists() and not folder.is_dir():
+                raise ValueError(f"{folder} is a file, not a folder for the SQLite file")
             if not folder.is_dir():
                 raise ValueError(
                     f"the folder {folder} of the SQLite file does not exist; create it first"
@@ -207,8 +212,6 @@ class Settings(BaseSettings):
                 "read_timeout": self.s3_read_timeout,
                 "retries": {"max_attempts": self.s3_retries + 1, "mode": "standard"},
             },
-            # s3fs's own retry loop (on top of botocore's): one pass is enough
-            "retries": 1,
         }
         if self.s3_key and self.s3_secret:
             opts["key"] = self.s3_key.get_secret_value()

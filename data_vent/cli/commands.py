@@ -21,6 +21,7 @@ from data_vent.cli.app import (
     workspace,
 )
 from data_vent.core.errors import BadInput
+from data_vent.core.vocab import Outcome
 from data_vent.settings import Settings
 
 GRAPH_FORMATS = ("mermaid", "dot", "html")
@@ -144,9 +145,9 @@ def _run_with_progress(flow_name: str, settings: Settings, **params: Any) -> dic
         finally:
             runner.remove_listener(listen)
     render.run_summary(result)
-    for key, out in result["outcomes"].items():
-        if runner.is_failure(runner.AssetOutcome(**out)):
-            error_line(f"{key}: {out['status']}: {out['error'] or 'no message'}")
+    for key, out in result["outcomes"].items():  # the failures; what they held up is in
+        if out["status"] == Outcome.FAILED:  # the summary ("skipped: upstream failed")
+            error_line(f"{key} failed: {out['error'] or 'no message'}")
     for message in (result.get("observed") or {}).get("errors", []):
         error_line(f"could not observe OOI: {message}")
     return result

@@ -45,8 +45,11 @@ def route_logs(verbose: bool) -> None:
     """Quiet (default): no log line reaches the terminal. Verbose: Prefect's logs and
     data-vent's at INFO, on stderr."""
     ours = logging.getLogger("data_vent")
+    root = logging.getLogger()
     if not verbose:
-        logging.getLogger().addHandler(logging.NullHandler())  # no lastResort printing
+        if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+            root.addHandler(logging.NullHandler())  # no "last resort" printing either
+        logging.captureWarnings(True)  # library warnings are log records too: kept off
         ours.propagate = True
         return
     os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
@@ -63,4 +66,4 @@ def route_logs(verbose: bool) -> None:
     ours.handlers = [handler]
     ours.setLevel(logging.INFO)
     ours.propagate = False
-    logging.getLogger().setLevel(logging.INFO)
+    root.setLevel(logging.INFO)

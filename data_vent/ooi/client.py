@@ -56,18 +56,19 @@ _NOT_PROCESSED = (429,)
 
 
 class _CappedRetry(Retry):
-    """urllib3's ``Retry``, honouring ``Retry-After`` up to ``retry_after_max`` seconds (a
-    server asking for an hour must not stall a worker for an hour)."""
+    """urllib3's ``Retry``, honouring ``Retry-After`` up to ``retry_after_cap`` seconds (a
+    server asking for an hour must not stall a worker for an hour; urllib3's own
+    ``retry_after_max`` is recent and defaults to 6 h)."""
 
-    retry_after_max: float = 120.0
+    retry_after_cap: float = 120.0
 
     def get_retry_after(self, response) -> float | None:  # type: ignore[override]
         value = super().get_retry_after(response)
-        return None if value is None else min(value, self.retry_after_max)
+        return None if value is None else min(value, self.retry_after_cap)
 
 
 def _retry_class(cap: float) -> type[Retry]:
-    return type("CappedRetry", (_CappedRetry,), {"retry_after_max": float(cap)})
+    return type("CappedRetry", (_CappedRetry,), {"retry_after_cap": float(cap)})
 
 
 def redact_url(url: str) -> str:

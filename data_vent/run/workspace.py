@@ -72,6 +72,12 @@ class Workspace:
                 "to a folder of harvest config YAMLs"
             )
         specs = load_specs(Path(config_dir))
+        for spec in specs.values():  # an unknown kind is bad input before any DB write
+            try:
+                get_kind(spec.kind)
+            except ConfigError as exc:
+                where = f"{spec.source_file}: " if spec.source_file else ""
+                raise ConfigError(f"{where}asset {spec.key!r}: {exc}") from None
         graph = build_graph(specs)
         engine = get_engine(
             settings.resolved_db_url(), connect_timeout=settings.db_connect_timeout
