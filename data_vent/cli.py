@@ -517,7 +517,7 @@ def simulator(
 ):
     """Serve the bundled OOI M2M simulator (same paths as OOINet) until interrupted."""
     from data_vent.demo import DEMO_CONFIGS
-    from data_vent.ooi.simulator import serve_forever
+    from data_vent.simulator import serve_forever
 
     if streams is not None and not streams.is_dir():
         raise BadInput(f"--streams {streams}: not a folder of harvest config YAMLs")

@@ -38,8 +38,8 @@ def run_demo(
 ) -> dict:
     """Run ``days`` simulated daily harvests; returns the two runs' results."""
     from data_vent import flows
-    from data_vent.ooi.simulator import Simulator
     from data_vent.settings import get_settings
+    from data_vent.simulator import Simulator
     from data_vent.timeutil import utcnow
 
     console = console or Console()

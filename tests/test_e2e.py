@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from data_vent.demo import DEMO_CONFIGS
 from data_vent.ooi.names import parse_table
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 from data_vent.timeutil import to_ntp_seconds, utcnow
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

@@ -21,7 +21,7 @@ from data_vent.ooi.errors import (
     OOIParseError,
     OOIUnavailable,
 )
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 from tests.polling import poll_until
 
 pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")

@@ -9,7 +9,7 @@ import pytest
 from data_vent.keys import source_key
 from data_vent.ooi.client import OOIClient
 from data_vent.ooi.observe import group_by_instrument, observe_and_record, observe_instruments
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 
 pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")
 try:

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from data_vent.ncio import load_dataset, netcdf4_file
-from data_vent.ooi.sim_netcdf import FileSpec, write_stream_file
-from data_vent.ooi.simulator import Simulator, streams_from_configs
+from data_vent.simulator import Simulator, streams_from_configs
+from data_vent.simulator.synthetic import FileSpec, write_stream_file
 
 DATA = Path(__file__).parent / "data"
 REAL = "CE02SHSM-SBD11-06-METBKA000-telemetered-metbk_a_dcl_instrument__se1.2.7.nc"
@@ -144,7 +144,7 @@ def test_serve_forever_prints_base_url(tmp_path: Path) -> None:
         "instrument: CE04OSPS-SF01B-2A-CTDPFA107\nstream: {method: streamed, name: x_sample}\n"
     )
     code = (
-        "import sys; from data_vent.ooi.simulator import serve_forever; "
+        "import sys; from data_vent.simulator import serve_forever; "
         "serve_forever(0, sys.argv[1])"
     )
     proc = subprocess.Popen(
@@ -162,3 +162,69 @@ def test_serve_forever_prints_base_url(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode is not None
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The ``data_vent`` modules a file imports, at module level or inside functions
+    (``from pkg import submodule`` counts as the submodule, not the package)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & modules
+            out |= subs or {node.module}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return {m for m in out if m in modules}
+
+
+def import_graph():
+    import networkx as nx
+
+    pkg = Path(__file__).parent.parent / "data_vent"
+    modules = {
+        ".".join(p.relative_to(pkg.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in pkg.rglob("*.py")
+    }
+    g = nx.DiGraph()
+    for mod, path in modules.items():
+        g.add_node(mod)
+        g.add_edges_from((mod, t) for t in _imports(path, set(modules)) if t != mod)
+    return g
+
+
+def test_simulator_is_a_package_beside_ooi_without_cycles() -> None:
+    import networkx as nx
+
+    g = import_graph()
+    sim = {m for m in g if m.startswith("data_vent.simulator")}
+    assert {"data_vent.simulator.routes", "data_vent.simulator.server"} <= sim
+    ooi_users = {m for m in g if m.startswith("data_vent.ooi")}
+    leaks = [(a, b) for a, b in g.edges if a in ooi_users and b in sim]
+    assert leaks == [], f"ooi/ must not import the simulator: {leaks}"
+    cycles = [c for c in nx.simple_cycles(g.subgraph(sim))]
+    assert cycles == [], f"import cycles in the simulator: {cycles}"
+
+
+def test_one_route_table_answers_every_path() -> None:
+    from data_vent.simulator.routes import ROUTES
+
+    with Simulator(
+        ["CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample"],
+        ready_delay=0.1,
+        start=datetime(2024, 1, 1),
+    ) as sim:
+        inv = f"{sim.base_url}/12576/sensor/inv"
+        assert requests.get(inv, timeout=5).json() == ["CE04OSPS"]
+        assert requests.get(f"{inv}/CE04OSPS/SF01B/2A-CTDPFA107", timeout=5).json() == [
+            "streamed"
+        ]
+        r = requests.post(inv, timeout=5)
+        assert r.status_code == 405
+        r = requests.get(f"{sim.base_url}/12576/nothing/here", timeout=5)
+        assert r.status_code == 404 and "unknown M2M path" in r.json()["message"]
+        r = requests.post(f"{sim.host_url}/sim/fault?table=nope&fault=http_500", timeout=5)
+        assert r.status_code == 400
+    seen = [(r.pattern.pattern, m) for r in ROUTES for m in r.methods]
+    assert len(seen) == len(set(seen)), "two routes for one method and path"

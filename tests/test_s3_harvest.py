@@ -15,8 +15,8 @@ import xarray as xr
 import yaml
 
 from data_vent import runner
-from data_vent.ooi.simulator import Simulator
 from data_vent.settings import get_settings
+from data_vent.simulator import Simulator
 from data_vent.workspace import Workspace
 from tests import store_fixtures as F
 

@@ -23,8 +23,8 @@ from sqlmodel import Session, col, select
 
 from data_vent import runner
 from data_vent.graph.planner import Plan
-from data_vent.ooi.simulator import SimRequest, SimStream, Simulator
 from data_vent.settings import get_settings
+from data_vent.simulator import SimRequest, SimStream, Simulator
 from data_vent.state.models import Materialization, OOIRequest
 from data_vent.timeutil import from_ntp_seconds, to_naive_utc
 from data_vent.workspace import Workspace

@@ -1,0 +1,90 @@
+"""Bodies the simulated OOINet answers with, in the shapes of the recorded real ones.
+
+Shapes from ``fixtures/ooi-real/m2m/``: THREDDS ``catalog.xml``, ``stream/byname``,
+``.XDeployment`` records, the error JSONs, and the maintenance page OOINet shows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from data_vent.simulator.ooinet import SimRequest
+from data_vent.timeutil import from_ntp_seconds
+
+MAINTENANCE_HTML = (
+    "<!DOCTYPE html><html><head><title>OOINet Maintenance</title></head><body>"
+    "<h1>OOINet is undergoing scheduled maintenance</h1>"
+    "<p>The Ocean Observatories Initiative data portal will be back shortly.</p>"
+    "</body></html>"
+)
+
+
+def not_found(table: str) -> dict[str, Any]:
+    return {
+        "message": f"{table} not found in OOI Database. "
+        "It may be that this stream has been discontinued."
+    }
+
+
+def no_results(request_uuid: str) -> dict[str, Any]:
+    inner = {
+        "message": "Query returned no results for primary stream",
+        "requestUUID": request_uuid,
+    }
+    return {"message": {"status": json.dumps(inner, indent=2) + "\n"}, "status_code": 404}
+
+
+def catalog_xml(req: SimRequest) -> str:
+    path = f"ooi/{req.user}/{req.folder}"
+    items = []
+    for name in sorted(req.files or {}):
+        items.append(
+            f"    <dataset name={quoteattr(name)} ID={quoteattr(path + '/' + name)} "
+            f"urlPath={quoteattr(path + '/' + name)}>\n"
+            f'      <dataSize units="bytes">{req.sizes[name]}</dataSize>\n'
+            f'      <date type="modified">2024-01-01T00:00:00Z</date>\n'
+            "    </dataset>\n"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<catalog xmlns="http://www.unidata.ucar.edu/namespaces/thredds/InvCatalog/v1.0" '
+        'xmlns:xlink="http://www.w3.org/1999/xlink" name="THREDDS Server Default Catalog" '
+        'version="1.0.1">\n'
+        '  <service name="all" serviceType="Compound" base="">\n'
+        '    <service name="odap" serviceType="OpenDAP" base="/thredds/dodsC/" />\n'
+        '    <service name="http" serviceType="HTTPServer" base="/thredds/fileServer/" />\n'
+        "  </service>\n"
+        f"  <dataset name={quoteattr(req.folder)} ID={quoteattr(path)}>\n"
+        '    <metadata inherited="true"><serviceName>all</serviceName></metadata>\n'
+        + "".join(items)
+        + "  </dataset>\n</catalog>\n"
+    )
+
+
+def stream_byname(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "id": abs(hash(name)) % 10000,
+        "stream_type": {"value": "Science"},
+        "stream_content": {"value": "Data Products"},
+        "parameters": [
+            {"name": "time", "id": 7, "unit": {"value": "seconds since 1900-01-01"}},
+            {"name": "sea_water_temperature", "id": 908, "unit": {"value": "deg_C"}},
+        ],
+        "dependencies": [],
+    }
+
+
+def deployment_record(stream: Any, number: int) -> dict[str, Any]:
+    start = from_ntp_seconds(stream.deployment_start(number))
+    return {
+        "@class": ".XDeployment",
+        "deploymentNumber": number,
+        "eventStartTime": int((start - datetime(1970, 1, 1)).total_seconds() * 1000),
+        "eventStopTime": None,
+        "referenceDesignator": stream.name.refdes,
+        "location": {"latitude": 44.3695, "longitude": -124.954, "depth": 0.0},
+    }
