@@ -469,7 +469,7 @@ def demo(
     ),
     days: Annotated[int, typer.Option(help="Simulated days to harvest.")] = 2,
 ):
-    """Harvest 25 real RCA streams from the bundled OOI simulator for two simulated days."""
+    """Harvest the 31 demo streams (7 replay real OOI files) for two simulated days."""
     from data_vent.demo import run_demo
     from data_vent.status import status_rows
     from data_vent.workspace import Workspace
@@ -504,7 +504,7 @@ def simulator(
         typer.Option(
             "--streams",
             help="Folder of harvest config YAMLs whose streams it serves "
-            "(default: the 25 demo streams).",
+            "(default: the 31 demo streams).",
         ),
     ] = None,
     host: Annotated[

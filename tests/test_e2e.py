@@ -1,8 +1,9 @@
 """End to end: the daily flow on a real Prefect server against the OOI simulator on loopback.
 
-* two simulated days over the 24 bundled RCA streams: full harvest, then only the new day
-  is requested and appended, derived assets follow in the same run; a third run with the
-  clock not advanced asks OOI for no data at all;
+* two simulated days over the 31 demo streams: full harvest, then only the new day is
+  requested and appended, derived assets follow in the same run; the 7 streams that replay
+  real Stream Engine files then hold exactly the real files' rows for the harvested range,
+  variable by variable; a third run with the clock not advanced asks OOI for no data at all;
 * an OOI request that is not ready leaves its stream ``waiting`` while the run moves on; the
   next run resumes the same request; a stream whose source is behind is not retried.
 """
@@ -26,10 +27,12 @@ from data_vent.demo import DEMO_CONFIGS
 from data_vent.ooi.names import parse_table
 from data_vent.simulator import Simulator
 from data_vent.timeutil import to_ntp_seconds, utcnow
+from tests.real_rows import chunks_in_range, compare, open_sources, store_drops
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 NTP_UNITS = "seconds since 1900-01-01"
+REAL_DATA = Path(__file__).parent / "data" / "netcdf"
 TOL = 1e-3  # seconds; stores and requests carry OOI's millisecond precision
 
 
@@ -172,7 +175,24 @@ def requests_since(sim: Simulator, before: set[str]) -> dict[str, list]:
     return out
 
 
-def test_two_days_of_24_streams_then_a_day_with_no_news(demo_sim: Simulator):
+def check_real_rows(url: str, stream) -> int:
+    """The store holds the real files' rows (read from ``tests/data``) over its range, each
+    variable equal, its ``seconds since`` variables moved by the stream's whole seconds."""
+    paths = [
+        next(REAL_DATA.rglob(src.path.name), None)
+        or pytest.fail(f"{src.path.name} not copied")
+        for src in stream.sources
+    ]
+    sources = open_sources(paths)
+    with xr.open_zarr(url, consolidated=True, decode_times=False) as ds:
+        end = float(ds["time"].values[-1])
+        chunks = chunks_in_range(sources, list(stream.shifts), stream.period, stream.t0, end)
+        problems = compare(ds, sources, chunks, store_drops(paths))
+    assert problems == [], f"{url}: {problems}"
+    return len({v for src in sources for v in src.variables})
+
+
+def test_two_days_of_demo_streams_real_files_kept_then_a_day_with_no_news(demo_sim: Simulator):
     from data_vent.flows import daily_harvest, run_flow
 
     sim = demo_sim
@@ -257,6 +277,10 @@ def test_two_days_of_24_streams_then_a_day_with_no_news(demo_sim: Simulator):
         assert av_rec.started_at >= store_done.finished_at
         assert av_rec.input_versions[t]["data_version"] == store_done.data_version
         check_availability(root, t, len(times))
+    real = [t for t in tables if sim.streams[t].kind == "real"]
+    assert len(real) >= 5
+    for t in real:
+        assert check_real_rows(f"{root}/{t}", sim.streams[t]) > 10
     cat = plan["catalog"]
     assert cat["generation"] > max(plan[t]["generation"] for t in tables)
     assert {r["code"] for r in cat["reasons"]} <= {"upstream_planned", "upstream_changed"}

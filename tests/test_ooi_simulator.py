@@ -228,3 +228,128 @@ def test_one_route_table_answers_every_path() -> None:
         assert r.status_code == 400
     seen = [(r.pattern.pattern, m) for r in ROUTES for m in r.methods]
     assert len(seen) == len(set(seen)), "two routes for one method and path"
+
+
+# -- streams that replay real Stream Engine files ------------------------------------------
+
+SE = DATA / "netcdf" / "stream_engine_output"
+GLIDER = "CE05MOAS-GL319-05-CTDGVM000-recovered_host-ctdgv_m_glider_instrument_recovered"
+GLIDER_FILES = [SE / f"deployment{n:04d}_{GLIDER}.nc" for n in (3, 6)]
+PER_REQUEST = {"requestUUID", "time_coverage_start", "time_coverage_end"}
+
+
+def raw(path: Path) -> dict:
+    """Dimensions, global attributes and every variable's dtype, attributes and raw values."""
+    with netcdf4_file(path) as ds:
+        ds.set_auto_maskandscale(False)
+        out = {
+            "dims": {n: len(d) for n, d in ds.dimensions.items()},
+            "attrs": {k: ds.getncattr(k) for k in ds.ncattrs()},
+            "vars": {},
+        }
+        for name, v in ds.variables.items():
+            v.set_auto_maskandscale(False)
+            if v.dtype == np.dtype("S1"):
+                v.set_auto_chartostring(False)
+            attrs = {k: v.getncattr(k) for k in v.ncattrs()}
+            out["vars"][name] = (v.dtype, v.dimensions, attrs, np.asarray(v[...]))
+    return out
+
+
+def glider_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    files = "".join(f"  - {p}\n" for p in GLIDER_FILES)
+    (cfg / f"{GLIDER}.yaml").write_text(
+        "instrument: CE05MOAS-GL319-05-CTDGVM000\n"
+        "stream: {method: recovered_host, name: ctdgv_m_glider_instrument_recovered}\n"
+        f"simulator:\n  days: 2\n  files:\n{files}"
+    )
+    return cfg
+
+
+def test_real_files_served_time_shifted_with_everything_else_kept(tmp_path: Path) -> None:
+    """Two deployments of a glider, two Stream Engine versions: a request over two days
+    gets their rows as files of the real layout, each row moved by whole seconds only."""
+    from data_vent.ooi.client import OOIClient
+    from tests.conftest_ooi import ooi_settings
+    from tests.polling import poll_until
+    from tests.real_rows import chunks_in_range, open_sources
+
+    clock = datetime(2026, 11, 20)
+    with Simulator(glider_config(tmp_path), ready_delay=0.1, start=clock) as sim:
+        (stream,) = sim.streams.values()
+        assert stream.kind == "real" and stream.period == 86400
+        with pytest.raises(ValueError, match="does not apply"):
+            sim.set_fault(GLIDER, "duplicate_times")  # a real file is served as it is
+        client = OOIClient(ooi_settings(sim.base_url))
+        (entry,) = client.metadata_times("CE05MOAS-GL319-05-CTDGVM000")
+        # first row at the clock - 2 days - 38 ms: two whole cycles of both files, then
+        # the first row of the third cycle, just before the clock
+        assert entry.count == 2 * (1001 + 5803) + 1
+        assert client.deployments("CE05MOAS-GL319-05-CTDGVM000") == [3, 6]
+        ans = client.request_data(GLIDER, entry.begin_time, entry.end_time)
+        poll_until(lambda: client.request_status(ans.status_url).state == "ready")
+        listing = client.listing(ans.catalog_url, GLIDER)
+        assert [f.deployment for f in listing.data] == [3, 3, 3, 6, 6]  # as the client sorts
+        paths = [client.download(f, tmp_path / "dl") for f in listing.data]
+        client.close()
+
+    sources = open_sources(GLIDER_FILES)
+    begin, end = stream.t0, to_ntp(entry.end_time)
+    chunks = chunks_in_range(sources, list(stream.shifts), stream.period, begin, end)
+    assert sum(len(c.rows) for c in chunks) == entry.count
+    real = [raw(p) for p in GLIDER_FILES]
+    by_name = sorted(chunks, key=lambda c: (c.file, c.shift))  # deployment, then time
+    for path, chunk in zip(paths, by_name, strict=True):
+        got, want = raw(path), real[chunk.file]
+        assert {**got["dims"], "obs": 0} == {**want["dims"], "obs": 0}
+        assert got["dims"]["obs"] == len(chunk.rows)
+        assert {k: v for k, v in got["attrs"].items() if k not in PER_REQUEST} == {
+            k: v for k, v in want["attrs"].items() if k not in PER_REQUEST
+        }
+        assert got["attrs"]["requestUUID"] == ans.request_uuid
+        assert got["vars"].keys() == want["vars"].keys()
+        for name, (dtype, dims, attrs, values) in want["vars"].items():
+            g_dtype, g_dims, g_attrs, g_values = got["vars"][name]
+            assert (g_dtype, g_dims) == (dtype, dims), name
+            assert g_attrs.keys() == attrs.keys(), name  # _FillValue of strings too
+            for k in attrs:
+                np.testing.assert_array_equal(g_attrs[k], attrs[k], err_msg=f"{name}.{k}")
+            if "obs" not in dims:
+                np.testing.assert_array_equal(g_values, values, err_msg=name)
+                continue
+            rows = np.take(values, chunk.rows, axis=dims.index("obs"))
+            if str(attrs.get("units", "")).startswith("seconds since"):
+                fill = attrs.get("_FillValue")
+                moved = (rows != fill) & np.isfinite(rows)
+                np.testing.assert_array_equal(g_values[~moved], rows[~moved], err_msg=name)
+                assert np.all(g_values[moved] - rows[moved] == chunk.shift), name
+            else:
+                np.testing.assert_array_equal(g_values, rows, err_msg=name)
+
+
+def to_ntp(value: datetime) -> float:
+    from data_vent.timeutil import to_ntp_seconds
+
+    return to_ntp_seconds(value)
+
+
+def test_real_stream_refuses_a_file_of_another_stream(tmp_path: Path) -> None:
+    from data_vent.simulator.real import RealStream
+
+    wrong = SE / REAL  # the CE02SHSM met buoy, not the glider
+    with pytest.raises(ValueError, match="not CE05MOAS"):
+        RealStream(GLIDER, [wrong], datetime(2026, 1, 1))
+
+
+def test_demo_streams_that_replay_real_files_load() -> None:
+    from data_vent.demo import DEMO_CONFIGS
+
+    streams = streams_from_configs(DEMO_CONFIGS, datetime(2026, 11, 20))
+    real = [s for s in streams if s.kind == "real"]
+    assert len(real) >= 5
+    for s in real:
+        t = s.times(s.t0, s.t0 + 3 * s.period)
+        assert np.diff(t).max() < 86400, s.table  # a simulated day always brings new rows
+        assert all(src.path.is_file() for src in s.sources)
