@@ -514,18 +514,32 @@ def simulator(
     ready_delay: Annotated[
         float, typer.Option(help="Seconds until requests are ready.")
     ] = 3.0,
+    clock: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated UTC time to start at, e.g. 2024-01-01T00:00 (default: now)."
+        ),
+    ] = None,
 ):
     """Serve the bundled OOI M2M simulator (same paths as OOINet) until interrupted."""
     from data_vent.demo import DEMO_CONFIGS
     from data_vent.simulator import serve_forever
+    from data_vent.timeutil import parse_ooi_time
 
     if streams is not None and not streams.is_dir():
         raise BadInput(f"--streams {streams}: not a folder of harvest config YAMLs")
+    try:
+        start = parse_ooi_time(clock) if clock else None
+    except ValueError:
+        raise BadInput(
+            f"--clock {clock!r} is not an ISO time (e.g. 2024-01-01T00:00Z)"
+        ) from None
     try:
         serve_forever(
             port,
             streams or DEMO_CONFIGS,
             host,
+            start=start,
             ready_delay=ready_delay,
             allow_remote=allow_remote,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import netCDF4
@@ -137,31 +137,72 @@ def test_streams_from_harvest_configs(tmp_path: Path) -> None:
         assert entry["count"] == len(s.times(s.t0, sim.now_ntp))
 
 
-def test_serve_forever_prints_base_url(tmp_path: Path) -> None:
+def start_cli_simulator(cfg: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """``data-vent simulator`` in a subprocess, with its first two output lines."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "data_vent", "simulator", "--port", "0"]
+        + ["--streams", str(cfg), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    return proc, [proc.stdout.readline() for _ in range(2)]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def one_config(tmp_path: Path) -> Path:
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     (cfg / "a.yaml").write_text(
         "instrument: CE04OSPS-SF01B-2A-CTDPFA107\nstream: {method: streamed, name: x_sample}\n"
     )
-    code = (
-        "import sys; from data_vent.simulator import serve_forever; "
-        "serve_forever(0, sys.argv[1])"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(cfg)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    )
+    return cfg
+
+
+@pytest.mark.slow
+def test_standalone_simulator_clock_starts_now(tmp_path: Path) -> None:
+    """Issue 12.15: the standalone simulator no longer sits at 2024-01-01."""
+    from data_vent.timeutil import utcnow
+
+    before = utcnow().replace(microsecond=0)
+    proc, lines = start_cli_simulator(one_config(tmp_path))
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
+        clock = datetime.fromisoformat(lines[0].split("clock ")[1].strip().rstrip("Z"))
+        assert before <= clock <= utcnow()
         url = lines[1].strip().split("=", 1)[1]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/api/m2m")
-        assert requests.get(f"{url}/12576/sensor/inv", timeout=5).json() == ["CE04OSPS"]
+        (entry,) = requests.get(
+            f"{url}/12576/sensor/inv/CE04OSPS/SF01B/2A-CTDPFA107/metadata/times", timeout=5
+        ).json()
+        end = datetime.fromisoformat(entry["endTime"].rstrip("Z"))
+        assert clock - timedelta(hours=1) <= end <= clock  # data up to the wall clock
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    assert proc.returncode is not None
+        stop(proc)
+
+
+@pytest.mark.slow
+def test_standalone_simulator_clock_option(tmp_path: Path) -> None:
+    cfg = one_config(tmp_path)
+    proc, lines = start_cli_simulator(cfg, "--clock", "2024-01-01T00:00Z")
+    try:
+        assert "clock 2024-01-01T00:00:00Z" in lines[0]
+    finally:
+        stop(proc)
+    proc, lines = start_cli_simulator(cfg, "--clock", "yesterday")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [
+        "error: --clock 'yesterday' is not an ISO time (e.g. 2024-01-01T00:00Z)"
+    ]
 
 
 def _imports(path: Path, modules: set[str]) -> set[str]:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from data_vent.simulator.ooinet import OOINet
 from data_vent.simulator.routes import Answer, Call, dispatch
+from data_vent.timeutil import utcnow
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -143,13 +145,19 @@ def serve_forever(
     config_dir: str | Path | None = None,
     host: str = "127.0.0.1",
     *,
+    start: datetime | None = None,
     ready_delay: float = 3.0,
     allow_remote: bool = False,
     require_auth: bool = False,
 ) -> None:
-    """Run the simulator in the foreground (``data-vent simulator``) until interrupted."""
+    """Run the simulator in the foreground (``data-vent simulator``) until interrupted.
+
+    The clock starts at ``start``, by default now: a harvester pointed at it sees data as
+    recent as the wall clock, and status shows no invented source lag.
+    """
     sim = Simulator(
         config_dir,
+        start=start or utcnow().replace(microsecond=0),
         ready_delay=ready_delay,
         host=host,
         port=port,
