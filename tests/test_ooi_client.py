@@ -330,3 +330,32 @@ def test_error_body_shapes() -> None:
         from data_vent.ooi.names import parse_table
 
         parse_table("CE04OSPS-SF01B-streamed")
+
+
+def test_finished_request_found_in_the_account_folder(
+    client: OOIClient, sim: Simulator
+) -> None:
+    """THREDDS lists the account's request folders; only a complete one whose files cover
+    the range is offered for reuse."""
+    from data_vent.ooi.reuse import account_url, find_finished, folder_created
+
+    sim.set_fault(CTD, "never_ready")
+    stuck = client.request_data(CTD, BEGIN, END)
+    account = account_url(stuck.output_url)
+    assert account is not None
+    folders = client.folders(account)
+    assert [f.name for f in folders] == [stuck.output_url.split("/")[-2]]
+    assert folder_created(folders[0].name) is not None
+    assert find_finished(client, account, CTD, BEGIN, datetime(2023, 12, 31)) is None
+
+    sim.clear_fault(CTD, "never_ready")
+    ans, listing = ready_listing(client, CTD)
+    first, last = listing.data[0].start, listing.data[-1].end
+    found = find_finished(client, account, CTD, first, last)
+    assert found is not None and found.catalog_url == ans.catalog_url
+    assert [f.name for f in found.listing.data] == [f.name for f in listing.data]
+    assert found.status_url == ans.status_url
+    # a later end, an earlier begin, or another stream: nothing to reuse
+    assert find_finished(client, account, CTD, first, datetime(2024, 3, 1)) is None
+    assert find_finished(client, account, CTD, datetime(2023, 1, 1), last) is None
+    assert find_finished(client, account, PHSEN, first, last) is None

@@ -1,7 +1,8 @@
 """The OOI asset kinds: the observable source (``ooi/<table>``) and the stream store.
 
 A stream store's materialization: request the range from the store's end to the source's
-end (the whole stream on a full build or rebuild) -> wait a bounded time, or leave the
+end (the whole stream on a full build or rebuild, unless a finished request in the account's
+THREDDS folder already covers it: ``ooi/reuse.py``) -> wait a bounded time, or leave the
 request in the DB and report ``waiting`` -> download the files -> normalise -> append or
 rebuild (crash-safe) -> checks -> provenance (data version, time coverage, rows).
 """
@@ -91,6 +92,7 @@ class OOIStreamKind(AssetKind):
             or bool(ctx.spec.config.get("refresh"))
             and ctx.action != "append"
         )
+        reused = None
         with OOIClient(settings) as client:
             open_reqs = rq.outstanding_requests(ctx.engine, key)
             if open_reqs and rebuild and store.exists():
@@ -104,9 +106,24 @@ class OOIStreamKind(AssetKind):
                 )
             else:
                 begin = obs.begin_time if rebuild or info.time_max is None else info.time_max
+                if rebuild:
+                    reused = _finished_request(ctx, client, begin, obs.end_time)
                 try:
-                    req = rq.ensure_request(
-                        ctx.engine, client, key, begin, obs.end_time, ctx.run_id
+                    req = (
+                        rq.adopt_finished(
+                            ctx.engine,
+                            key,
+                            begin,
+                            obs.end_time,
+                            ctx.run_id,
+                            output_url=reused.catalog_url,
+                            status_url=reused.status_url,
+                            files=reused.listing.data + reused.listing.provenance,
+                        )
+                        if reused is not None
+                        else rq.ensure_request(
+                            ctx.engine, client, key, begin, obs.end_time, ctx.run_id
+                        )
                     )
                 except OOINoData:
                     if not store.exists():
@@ -173,6 +190,8 @@ class OOIStreamKind(AssetKind):
             "rows_added": outcome.rows_added,
             "rules_applied": outcome.rules_applied,
         }
+        if reused is not None:
+            meta["reused_request"] = reused.details()
         return self._result(store, meta, harvested)
 
     def _result(
@@ -189,6 +208,21 @@ class OOIStreamKind(AssetKind):
             metadata=meta,
             input_versions=input_versions,
         )
+
+
+def _finished_request(ctx: MaterializeContext, client, begin, end):
+    """A finished request of this stream in the account's THREDDS folder covering the
+    range, unless OOI reprocessed the stream (its old results are what changed)."""
+    from data_vent.ooi import requests_state as rq
+    from data_vent.ooi import reuse
+
+    reprocessed = any(r.code == "source_reprocessed" for r in ctx.reasons)
+    if begin is None or end is None or reprocessed:
+        return None
+    account = ctx.settings.ooi_results_url or reuse.account_url(rq.last_output_url(ctx.engine))
+    if account is None:
+        return None
+    return reuse.find_finished(client, account, ctx.spec.key, begin, end)
 
 
 def _drop_superseded(engine, open_reqs: list, begin: datetime | None) -> list:

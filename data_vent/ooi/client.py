@@ -34,8 +34,10 @@ from data_vent.ooi.names import parse_refdes, parse_table
 from data_vent.ooi.thredds import (
     Listing,
     ThreddsFile,
+    ThreddsFolder,
     catalog_xml_url,
     parse_catalog,
+    parse_catalog_refs,
     split_listing,
 )
 from data_vent.settings import Settings
@@ -413,6 +415,15 @@ class OOIClient:
             raise OOINotFound(f"THREDDS catalog {redact_url(url)} does not exist (yet)")
         self._check(resp, url)
         return parse_catalog(resp.content, url)
+
+    def folders(self, catalog_url: str) -> list[ThreddsFolder]:
+        """The sub-folders of a THREDDS catalog: an account's request folders."""
+        url = catalog_xml_url(catalog_url)
+        resp = self._get(url)
+        if resp.status_code == 404:
+            raise OOINotFound(f"THREDDS catalog {redact_url(url)} does not exist")
+        self._check(resp, url)
+        return parse_catalog_refs(resp.content, url)
 
     def listing(self, catalog_or_output_url: str, table: str) -> Listing:
         """``table``'s data and provenance files; dependency streams' files set aside."""

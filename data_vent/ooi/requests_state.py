@@ -102,6 +102,52 @@ def ensure_request(
     return req
 
 
+def adopt_finished(
+    engine: Engine,
+    asset_key: str,
+    begin: datetime,
+    end: datetime,
+    run_id: str,
+    *,
+    output_url: str,
+    status_url: str,
+    files: list[ThreddsFile],
+) -> OOIRequest:
+    """Record a finished request found in the account's folder as ``ready`` (no OOI call):
+    the harvest then downloads its files as it would a request of its own."""
+    now = utcnow()
+    req = OOIRequest(
+        asset_key=asset_key,
+        range_begin=_naive(begin),
+        range_end=_naive(end),
+        status="ready",
+        output_url=output_url,
+        status_url=status_url,
+        files=[f.to_dict() for f in files],
+        created_at=now,
+        updated_at=now,
+        run_id=run_id,
+    )
+    with session_scope(engine) as s:
+        s.add(req)
+        s.flush()
+        s.refresh(req)
+    return req
+
+
+def last_output_url(engine: Engine) -> str | None:
+    """The results folder of the newest request OOI answered (any asset)."""
+    with session_scope(engine) as s:
+        stmt = (
+            select(OOIRequest.output_url)
+            .where(col(OOIRequest.output_url).is_not(None))
+            .where(col(OOIRequest.request_uuid).is_not(None))
+            .order_by(col(OOIRequest.id).desc())
+            .limit(1)
+        )
+        return s.exec(stmt).first()
+
+
 def check_request(
     engine: Engine, client: OOIClient, req: OOIRequest, *, table: str | None = None
 ) -> OOIRequest:

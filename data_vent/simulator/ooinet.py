@@ -242,6 +242,11 @@ class OOINet:
                     return r
         return None
 
+    def account_folders(self, user: str) -> list[str]:
+        """The request folders in an account's THREDDS folder, oldest first."""
+        with self.lock:
+            return [r.folder for r in self.requests.values() if r.user == user]
+
     def request_state(self, req: SimRequest) -> str:
         if req.ready_at is None or time.monotonic() < req.ready_at:
             return "pending"

@@ -37,6 +37,29 @@ def no_results(request_uuid: str) -> dict[str, Any]:
     return {"message": {"status": json.dumps(inner, indent=2) + "\n"}, "status_code": 404}
 
 
+_CATALOG_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<catalog xmlns="http://www.unidata.ucar.edu/namespaces/thredds/InvCatalog/v1.0" '
+    'xmlns:xlink="http://www.w3.org/1999/xlink" name="THREDDS Server Default Catalog" '
+    'version="1.0.1">\n'
+)
+
+
+def account_catalog_xml(user: str, folders: list[str]) -> str:
+    """An account's folder: one ``catalogRef`` per request folder, as THREDDS lists them."""
+    refs = "".join(
+        f"    <catalogRef xlink:href={quoteattr(f + '/catalog.xml')} "
+        f'xlink:title={quoteattr(f)} ID={quoteattr(f"ooi/{user}/{f}")} name="" />\n'
+        for f in sorted(folders)
+    )
+    return (
+        _CATALOG_HEAD
+        + f"  <dataset name={quoteattr(user)} ID={quoteattr(f'ooi/{user}')}>\n"
+        + refs
+        + "  </dataset>\n</catalog>\n"
+    )
+
+
 def catalog_xml(req: SimRequest) -> str:
     path = f"ooi/{req.user}/{req.folder}"
     items = []
@@ -49,11 +72,7 @@ def catalog_xml(req: SimRequest) -> str:
             "    </dataset>\n"
         )
     return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<catalog xmlns="http://www.unidata.ucar.edu/namespaces/thredds/InvCatalog/v1.0" '
-        'xmlns:xlink="http://www.w3.org/1999/xlink" name="THREDDS Server Default Catalog" '
-        'version="1.0.1">\n'
-        '  <service name="all" serviceType="Compound" base="">\n'
+        _CATALOG_HEAD + '  <service name="all" serviceType="Compound" base="">\n'
         '    <service name="odap" serviceType="OpenDAP" base="/thredds/dodsC/" />\n'
         '    <service name="http" serviceType="HTTPServer" base="/thredds/fileServer/" />\n'
         "  </service>\n"

@@ -305,6 +305,19 @@ def status_txt(call: Call, p: dict[str, str]) -> Answer:
     return Answer(200, "complete\n", TEXT)
 
 
+def account_catalog(call: Call, p: dict[str, str]) -> Answer:
+    """An account's folder: every request folder it holds (finished or not)."""
+    folders = call.sim.account_folders(p["user"])
+    call.sim.count("account_catalogs", p["user"])
+    if not folders:
+        return Answer(404, "Not Found", TEXT)
+    if p["ext"] == "xml":
+        xml = responses.account_catalog_xml(p["user"], folders)
+        return Answer(200, xml, "application/xml")
+    links = "".join(f'<a href="{f}/catalog.html">{escape(f)}/</a><br>' for f in folders)
+    return Answer(200, f"<html><body>{links}</body></html>", "text/html")
+
+
 def catalog(call: Call, p: dict[str, str]) -> Answer:
     req = _request(call, p, "catalogs")
     files = _ready(call, req)
@@ -428,6 +441,7 @@ ROUTES: tuple[Route, ...] = (
     route("GET", M2M + "/12580/anno/find", annotations),
     # THREDDS and the async results folder
     route("GET", "/async_results" + RESULTS + "/status.txt", status_txt),
+    route("GET", "/thredds/catalog/ooi/{user}/catalog.{ext:xml|html}", account_catalog),
     route("GET", "/thredds/catalog/ooi" + RESULTS + "/catalog.{ext:xml|html}", catalog),
     route("GET", "/thredds/{service:fileServer|dodsC}/ooi" + RESULTS + "/{name}", download),
     # control
