@@ -15,19 +15,27 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from data_vent import runner
-from data_vent.graph.planner import Plan, PlanItem
-from data_vent.report import not_planned_rows, plan_rows, run_markdown
-from data_vent.settings import get_settings
-from data_vent.workspace import Workspace
+from data_vent.core.plan import PlanItem
+from data_vent.core.vocab import Outcome
+from data_vent.graph.planner import Plan
+from data_vent.run import runner
+from data_vent.run.workspace import Workspace
+from data_vent.settings import Settings, get_settings
+from data_vent.views.report import not_planned_rows, plan_rows, run_markdown
 
 _WORKSPACES: dict[str, Workspace] = {}
+_SETTINGS: Settings | None = None
+"""The settings ``run_flow`` was given (never a flow parameter: they hold secrets)."""
+
+
+def _settings() -> Settings:
+    return _SETTINGS or get_settings()
 
 
 def _workspace(run_id: str) -> Workspace:
     ws = _WORKSPACES.get(run_id)
     if ws is None:  # a task in another process: load its own
-        ws = _WORKSPACES[run_id] = Workspace.load(get_settings())
+        ws = _WORKSPACES[run_id] = Workspace.load(_settings())
     return ws
 
 
@@ -57,7 +65,7 @@ def _asset_url(ws: Workspace, key: str) -> str:
 def _emit_asset_event(ws: Workspace, out: runner.AssetOutcome) -> None:
     """Prefect asset events keyed by the store URL, in the shape Prefect's own ``@materialize``
     emits, so Prefect's lineage view shows the graph too (nothing depends on Cloud)."""
-    if out.status not in ("success", "failed"):
+    if out.status not in (Outcome.SUCCESS, Outcome.FAILED):
         return
     try:
         from prefect.events import emit_event
@@ -66,7 +74,7 @@ def _emit_asset_event(ws: Workspace, out: runner.AssetOutcome) -> None:
         upstream = [_asset_url(ws, d) for d in spec.deps]
         for url in upstream:
             emit_event(event="prefect.asset.referenced", resource={"prefect.resource.id": url})
-        status = "succeeded" if out.status == "success" else "failed"
+        status = "succeeded" if out.status == Outcome.SUCCESS else "failed"
         emit_event(
             event=f"prefect.asset.materialization.{status}",
             resource={
@@ -135,7 +143,7 @@ def daily_harvest() -> dict[str, Any]:
     """Sync specs -> observe every source -> plan -> materialize what is stale."""
     logger = get_run_logger()
     run_id = runner.new_run_id()
-    ws = _WORKSPACES[run_id] = Workspace.load(get_settings())
+    ws = _WORKSPACES[run_id] = Workspace.load(_settings())
     try:
         sync = ws.sync()
         logger.info("specs: %s", sync.summary())
@@ -164,7 +172,7 @@ def materialize(
 ) -> dict[str, Any]:
     """Rematerialize the selected assets (and their stale ancestors) if stale, or if forced."""
     run_id = runner.new_run_id()
-    ws = _WORKSPACES[run_id] = Workspace.load(get_settings())
+    ws = _WORKSPACES[run_id] = Workspace.load(_settings())
     try:
         ws.sync()
         selected = ws.select(selection)
@@ -190,13 +198,19 @@ def materialize(
         _WORKSPACES.pop(run_id, None)
 
 
-def run_flow(fn, **params) -> dict[str, Any]:
-    """Call a flow with the configured concurrency (thread pool by default)."""
-    settings = get_settings()
+def run_flow(fn, settings: Settings | None = None, **params) -> dict[str, Any]:
+    """Call a flow in this process under ``settings`` (default: the environment's), with
+    the configured concurrency (thread pool by default)."""
+    global _SETTINGS
+    settings = settings or get_settings()
     bounded = fn.with_options(
         task_runner=ThreadPoolTaskRunner(max_workers=settings.concurrency)
     )
-    state = bounded(**params, return_state=True)
+    previous, _SETTINGS = _SETTINGS, settings
+    try:
+        state = bounded(**params, return_state=True)
+    finally:
+        _SETTINGS = previous
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):  # the flow itself broke (bad config, ...)
         raise result

@@ -14,13 +14,15 @@ import yaml
 from sqlalchemy import func, select
 
 from data_vent.assets.config import load_file, load_specs
-from data_vent.assets.spec import FreshnessPolicy
-from data_vent.errors import ConfigError
-from data_vent.state import repo
+from data_vent.core.errors import ConfigError
+from data_vent.core.records import MaterializationRecord
+from data_vent.core.spec import FreshnessPolicy
+from data_vent.core.vocab import Action, Outcome
 from data_vent.state.db import get_engine
+from data_vent.state.materializations import record_materialization
 from data_vent.state.models import Asset, Materialization
 from data_vent.state.snapshot import read_snapshot
-from data_vent.timeutil import utcnow
+from data_vent.state.specs import sync_specs
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = Path(__file__).parent / "data" / "configs"
@@ -180,6 +182,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("case", ["syntax", "missing_field"])
+@pytest.mark.slow  # CLI subprocesses
 def test_cli_config_error_exit_2_one_line(tmp_path: Path, case: str) -> None:
     d, (a,) = _copy(tmp_path, 1)
     if case == "syntax":
@@ -213,7 +216,7 @@ def test_sync_add_change_remove_reactivate(tmp_path: Path, db_url: str) -> None:
     ta, tb, tc = _table(a), _table(b), _table(c)
 
     specs = load_specs(d)
-    rep = repo.sync_specs(engine, specs)
+    rep = sync_specs(engine, specs)
     assert sorted(rep.added) == sorted(specs) and len(rep.added) == 10
     assert rep.changed == rep.deactivated == rep.reactivated == []
     rows = _assets(engine)
@@ -224,19 +227,15 @@ def test_sync_add_change_remove_reactivate(tmp_path: Path, db_url: str) -> None:
     assert rows[ta]["tags"]["site"] == ta.split("-")[0]
 
     # unchanged: nothing to report
-    rep = repo.sync_specs(engine, load_specs(d))
+    rep = sync_specs(engine, load_specs(d))
     assert (rep.added, rep.changed, rep.deactivated, rep.reactivated) == ([], [], [], [])
 
     # a history row for the stream that is about to be removed
-    mid = repo.record_materialization(
+    mid = record_materialization(
         engine,
-        asset_key=tc,
-        run_id="r1",
-        status="success",
-        action="full",
-        reasons=[],
-        started_at=utcnow(),
-        data_version="v1",
+        MaterializationRecord(tc, "r1", Action.FULL).finish(
+            Outcome.SUCCESS, data_version="v1"
+        ),
     )
 
     # changed config => new hash
@@ -245,7 +244,7 @@ def test_sync_add_change_remove_reactivate(tmp_path: Path, db_url: str) -> None:
     a.write_text(yaml.safe_dump(doc))
     specs2 = load_specs(d)
     assert specs2[ta].config_hash != specs[ta].config_hash
-    rep = repo.sync_specs(engine, specs2)
+    rep = sync_specs(engine, specs2)
     assert set(rep.changed) == {ta, f"ooi/{ta}"}
     assert rep.added == rep.deactivated == rep.reactivated == []
     assert _assets(engine)[ta]["config_hash"] == specs2[ta].config_hash
@@ -254,7 +253,7 @@ def test_sync_add_change_remove_reactivate(tmp_path: Path, db_url: str) -> None:
     c_text = c.read_text()
     c.unlink()
     specs3 = load_specs(d)
-    rep = repo.sync_specs(engine, specs3)
+    rep = sync_specs(engine, specs3)
     gone = {tc, f"ooi/{tc}", f"{tc}/availability"}
     assert set(rep.deactivated) == gone
     assert set(rep.changed) == {"catalog"}  # its deps changed
@@ -270,7 +269,7 @@ def test_sync_add_change_remove_reactivate(tmp_path: Path, db_url: str) -> None:
 
     # reappearing => reactivated, with its history
     c.write_text(c_text)
-    rep = repo.sync_specs(engine, load_specs(d))
+    rep = sync_specs(engine, load_specs(d))
     assert set(rep.reactivated) == gone
     assert rep.added == [] and rep.deactivated == []
     rows = _assets(engine)

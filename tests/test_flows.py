@@ -12,7 +12,7 @@ import yaml
 from tests.kinds import write_sources
 from tests.polling import poll_until
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 SRC = "tests.kinds:FileSource"
 FILE = "tests.kinds:FileAsset"
@@ -104,7 +104,7 @@ def test_failed_asset_skips_downstream_and_others_go_on(graph_home: Path):
     from data_vent.flows import daily_harvest, run_flow
     from data_vent.settings import get_settings
     from data_vent.state.db import get_engine
-    from data_vent.status import history
+    from data_vent.state.materializations import history
 
     (graph_home / "fail").mkdir()
     (graph_home / "fail" / "a").write_text("")
@@ -187,9 +187,9 @@ def test_materializations_emit_prefect_asset_events(graph_home: Path):
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
     from prefect.events.worker import EventsWorker
 
+    from data_vent.core.timeutil import utcnow
     from data_vent.flows import daily_harvest, run_flow
     from data_vent.settings import get_settings
-    from data_vent.timeutil import utcnow
 
     started = utcnow()
     assert run_flow(daily_harvest)["ok"]

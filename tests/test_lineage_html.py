@@ -78,9 +78,9 @@ needs_chromium = pytest.mark.skipif(_SKIP_REASON is not None, reason=_SKIP_REASO
 @pytest.fixture
 def lineage_state(isolated_env: Path, tmp_path: Path, monkeypatch) -> dict[str, str]:
     """A small state with every status: fresh, stale, failed, missing (no Prefect needed)."""
-    from data_vent import runner
+    from data_vent.run import runner
+    from data_vent.run.workspace import Workspace
     from data_vent.settings import get_settings
-    from data_vent.workspace import Workspace
 
     cfg = tmp_path / "configs"
     cfg.mkdir()
@@ -322,6 +322,7 @@ class DevTools:
 
 
 @needs_chromium
+@pytest.mark.slow  # chromium
 def test_html_page_renders_graph_and_table_in_headless_chromium(lineage_state, tmp_path):
     env = lineage_state
     out = cli(env, "graph", "--format", "html", "-o", "page.html", cwd=tmp_path)
@@ -384,6 +385,7 @@ def test_html_page_renders_graph_and_table_in_headless_chromium(lineage_state, t
 
 
 @needs_chromium
+@pytest.mark.slow  # chromium
 def test_devtools_capture_sees_console_errors_and_exceptions(tmp_path: Path):
     """The control: the same capture reports a broken page (so a clean page means clean)."""
     bad = tmp_path / "bad.html"

@@ -11,9 +11,7 @@ import pytest
 import requests
 import xarray as xr
 
-from data_vent.ncio import load_dataset
-from data_vent.ooi.client import OOIClient, parse_error_body, redact_url
-from data_vent.ooi.errors import (
+from data_vent.core.errors import (
     OOIAuthError,
     OOIDownloadError,
     OOINoData,
@@ -21,6 +19,8 @@ from data_vent.ooi.errors import (
     OOIParseError,
     OOIUnavailable,
 )
+from data_vent.ncio import load_dataset
+from data_vent.ooi.client import OOIClient, parse_error_body, redact_url
 from data_vent.simulator import Simulator
 from tests.polling import poll_until
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from data_vent.core.errors import OOIParseError
 from data_vent.ooi.client import (
     AsyncResponse,
     parse_annotations,
@@ -25,7 +26,6 @@ from data_vent.ooi.client import (
     parse_metadata_times,
     parse_stream_byname,
 )
-from data_vent.ooi.errors import OOIParseError
 from data_vent.ooi.thredds import classify, split_listing
 
 M2M = Path(__file__).parent / "data" / "m2m"

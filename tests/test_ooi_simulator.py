@@ -113,6 +113,7 @@ def test_same_instant_same_values(tmp_path: Path) -> None:
         assert (da[v].values[4:] == db[v].values[:2]).all()
 
 
+@pytest.mark.slow  # the simulator server
 def test_streams_from_harvest_configs(tmp_path: Path) -> None:
     configs = DATA / "configs"
     if not configs.exists():
@@ -171,7 +172,7 @@ def one_config(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_standalone_simulator_clock_starts_now(tmp_path: Path) -> None:
     """Issue 12.15: the standalone simulator no longer sits at 2024-01-01."""
-    from data_vent.timeutil import utcnow
+    from data_vent.core.timeutil import utcnow
 
     before = utcnow().replace(microsecond=0)
     proc, lines = start_cli_simulator(one_config(tmp_path))
@@ -248,6 +249,7 @@ def test_simulator_is_a_package_beside_ooi_without_cycles() -> None:
     assert cycles == [], f"import cycles in the simulator: {cycles}"
 
 
+@pytest.mark.slow  # the simulator server
 def test_one_route_table_answers_every_path() -> None:
     from data_vent.simulator.routes import ROUTES
 
@@ -309,6 +311,7 @@ def glider_config(tmp_path: Path) -> Path:
     return cfg
 
 
+@pytest.mark.slow  # the simulator server
 def test_real_files_served_time_shifted_with_everything_else_kept(tmp_path: Path) -> None:
     """Two deployments of a glider, two Stream Engine versions: a request over two days
     gets their rows as files of the real layout, each row moved by whole seconds only."""
@@ -371,7 +374,7 @@ def test_real_files_served_time_shifted_with_everything_else_kept(tmp_path: Path
 
 
 def to_ntp(value: datetime) -> float:
-    from data_vent.timeutil import to_ntp_seconds
+    from data_vent.core.timeutil import to_ntp_seconds
 
     return to_ntp_seconds(value)
 

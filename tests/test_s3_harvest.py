@@ -10,14 +10,15 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 import s3fs
 import xarray as xr
 import yaml
 
-from data_vent import runner
+from data_vent.run import runner
+from data_vent.run.workspace import Workspace
 from data_vent.settings import get_settings
 from data_vent.simulator import Simulator
-from data_vent.workspace import Workspace
 from tests import store_fixtures as F
 
 pytest_plugins = [F.__name__]
@@ -29,6 +30,7 @@ TABLES = [
 ]
 
 
+@pytest.mark.slow  # a moto S3 server
 def test_daily_harvest_into_s3(isolated_env: Path, tmp_path: Path, monkeypatch, s3_bucket):
     root, opts = s3_bucket
     cfg = tmp_path / "configs"

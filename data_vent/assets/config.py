@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from data_vent.assets.spec import AssetSpec, FreshnessPolicy
-from data_vent.errors import ConfigError, DataVentError
-from data_vent.keys import source_key, table_name, validate_key
-from data_vent.timeutil import parse_duration
+from data_vent.core.errors import ConfigError, DataVentError
+from data_vent.core.keys import source_key, table_name, validate_key
+from data_vent.core.spec import AssetSpec, FreshnessPolicy
+from data_vent.core.timeutil import parse_duration
 
 # Bump a kind's version when its materialization logic changes: its assets go stale
 # with reason `code_changed`.

@@ -31,8 +31,8 @@ from data_vent.assets.kinds import (
     MaterializeResult,
     register_kind,
 )
+from data_vent.core.timeutil import utcnow
 from data_vent.settings import Settings
-from data_vent.timeutil import utcnow
 
 DERIVED_DIR = "_derived"
 PUBLIC_ATTRS = (

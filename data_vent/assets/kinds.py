@@ -1,5 +1,8 @@
 """Asset kinds are pluggable: a kind says how its assets are observed and materialized.
 
+This module is the plug-in interface only (the kind base class, what a kind is given and
+what it returns, the registry); the value types it speaks live in ``data_vent.core``.
+
 The core (planner, runner, flows) knows nothing of OOI or Zarr; it calls kinds through
 this small interface. The OOI stream store is one kind among others; tests register their own.
 """
@@ -10,9 +13,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from data_vent.assets.spec import AssetSpec
+from data_vent.core.errors import ConfigError
+from data_vent.core.records import InputVersion, Observation, PreviousState, Reason
+from data_vent.core.spec import AssetSpec
+from data_vent.core.vocab import Action, Outcome
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -20,69 +26,10 @@ if TYPE_CHECKING:
     from data_vent.settings import Settings
 
 
-@dataclass(frozen=True)
-class Observation:
-    """What a source reports about itself (OOI ``metadata/times``: begin, end, count)."""
-
-    source_key: str
-    begin_time: datetime | None
-    end_time: datetime | None
-    count: int | None
-
-    @property
-    def data_version(self) -> str:
-        b = self.begin_time.isoformat() if self.begin_time else "-"
-        e = self.end_time.isoformat() if self.end_time else "-"
-        return f"{b}/{e}/{self.count}"
-
-
-@dataclass
-class Reason:
-    """Why an asset is stale, with the values a person needs to understand it."""
-
-    code: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        if not self.values:
-            return self.code
-        vals = ", ".join(f"{k}={v}" for k, v in self.values.items())
-        return f"{self.code} ({vals})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "values": {k: _jsonable(v) for k, v in self.values.items()}}
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat()
-    return v
-
-
-@dataclass
-class InputVersion:
-    """An input as the planner saw it: its data version and, for sources, the observation."""
-
-    key: str
-    data_version: str | None
-    observation: Observation | None = None
-
-
-@dataclass
-class PreviousState:
-    """The asset's last successful materialization, as far as a kind needs it."""
-
-    data_version: str | None = None
-    time_min: datetime | None = None
-    time_max: datetime | None = None
-    rows: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class MaterializeContext:
     spec: AssetSpec
-    action: str
+    action: Action | str
     reasons: list[Reason]
     inputs: dict[str, InputVersion]
     previous: PreviousState | None
@@ -99,9 +46,9 @@ class MaterializeContext:
 
 @dataclass
 class MaterializeResult:
-    """What a materialization produced; ``status='waiting'``: OOI is not ready yet."""
+    """What a materialization produced; ``Outcome.WAITING``: OOI is not ready yet."""
 
-    status: Literal["success", "waiting"] = "success"
+    status: Outcome = Outcome.SUCCESS
     data_version: str | None = None
     time_min: datetime | None = None
     time_max: datetime | None = None
@@ -151,8 +98,6 @@ def get_kind(name: str) -> AssetKind:
     try:
         return _KINDS[name]
     except KeyError:
-        from data_vent.errors import ConfigError
-
         raise ConfigError(
             f"unknown asset kind {name!r}; known: {', '.join(sorted(_KINDS))}"
         ) from None
@@ -165,8 +110,6 @@ def registered_kinds() -> dict[str, AssetKind]:
 
 def _load_plugin(name: str) -> None:
     import importlib
-
-    from data_vent.errors import ConfigError
 
     module, _, attr = name.partition(":")
     try:

@@ -19,16 +19,17 @@ from data_vent.assets.kinds import (
     AssetKind,
     MaterializeContext,
     MaterializeResult,
-    Observation,
     register_kind,
 )
-from data_vent.errors import DataVentError
+from data_vent.core.errors import DataVentError
+from data_vent.core.records import Observation, input_version_record
+from data_vent.core.timeutil import to_naive_utc
+from data_vent.core.vocab import Action, Outcome, ReasonCode, RequestStatus
 from data_vent.settings import Settings
-from data_vent.timeutil import to_naive_utc
 
 log = logging.getLogger("data_vent.ooi")
 
-REBUILD_ACTIONS = ("full", "rebuild")
+REBUILD_ACTIONS = (Action.FULL, Action.REBUILD)
 
 
 class OOISourceKind(AssetKind):
@@ -46,7 +47,7 @@ class OOISourceKind(AssetKind):
             result = observe_instruments(client, tables, settings.observe_concurrency)
         if result.errors and not list(result):
             # nothing answered: say so once, rather than one line per instrument
-            from data_vent.ooi.errors import OOIUnavailable
+            from data_vent.core.errors import OOIUnavailable
 
             first = result.errors[0]
             if first.error_type == "OOIUnavailable":
@@ -72,9 +73,9 @@ class OOIStreamKind(AssetKind):
         return self.store(spec.key, settings).exists()
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
+        from data_vent.core.errors import OOINoData, OOINotFound, OOIRequestFailed
         from data_vent.ooi import requests_state as rq
         from data_vent.ooi.client import OOIClient
-        from data_vent.ooi.errors import OOINoData, OOINotFound, OOIRequestFailed
 
         settings, key = ctx.settings, ctx.spec.key
         store = self.store(key, settings)
@@ -90,7 +91,7 @@ class OOIStreamKind(AssetKind):
             ctx.action in REBUILD_ACTIONS
             or not store.exists()
             or bool(ctx.spec.config.get("refresh"))
-            and ctx.action != "append"
+            and ctx.action != Action.APPEND
         )
         reused = None
         with OOIClient(settings) as client:
@@ -144,12 +145,12 @@ class OOIStreamKind(AssetKind):
                 settings.ooi_poll_interval,
                 table=key,
             )
-            if req.status == "pending":
+            if req.status == RequestStatus.PENDING:
                 return MaterializeResult(
-                    status="waiting",
+                    status=Outcome.WAITING,
                     metadata={"request": req.request_uuid, "since": str(req.created_at)},
                 )
-            if req.status != "ready":
+            if req.status != RequestStatus.READY:
                 why = f": {req.error}" if req.error else ""
                 raise OOIRequestFailed(
                     f"{key}: OOI request {req.request_uuid} {req.status}{why}"
@@ -216,7 +217,7 @@ def _finished_request(ctx: MaterializeContext, client, begin, end):
     from data_vent.ooi import requests_state as rq
     from data_vent.ooi import reuse
 
-    reprocessed = any(r.code == "source_reprocessed" for r in ctx.reasons)
+    reprocessed = any(r.code == ReasonCode.SOURCE_REPROCESSED for r in ctx.reasons)
     if begin is None or end is None or reprocessed:
         return None
     account = ctx.settings.ooi_results_url or reuse.account_url(rq.last_output_url(ctx.engine))
@@ -244,8 +245,6 @@ def _harvested_input(src: str, obs: Observation, req) -> dict | None:
     """The source version actually harvested when a resumed request ends before the
     latest observation: its range end (count unknown), so the planner still sees
     ``source_advanced`` for the rest instead of believing the store caught up."""
-    from data_vent.graph.planner import input_version_record
-
     end = req.range_end
     if end is None or obs.end_time is None or end >= to_naive_utc(obs.end_time):
         return None

@@ -34,14 +34,15 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Protocol
 
-from data_vent.errors import SelectionError
+from data_vent.core.errors import SelectionError
+from data_vent.core.vocab import AssetStatus
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from data_vent.assets.spec import AssetSpec
+    from data_vent.core.spec import AssetSpec
 
-STATUSES = frozenset({"stale", "fresh", "failed", "missing", "waiting"})
+STATUSES = frozenset(AssetStatus) - {AssetStatus.SOURCE}
 ATTRIBUTES = ("key", "tag", "group", "kind", "status", "reason")
 FUNCTIONS = ("roots", "sinks")
 KEYWORDS = frozenset({"and", "or", "not"})

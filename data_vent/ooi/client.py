@@ -1,6 +1,6 @@
 """OOI M2M client: one ``requests.Session`` with Basic auth, timeouts and retries.
 
-Every failure becomes a typed :mod:`data_vent.ooi.errors` error whose message names the URL
+Every failure becomes a typed :mod:`data_vent.core.errors` error whose message names the URL
 (credentials stripped) and what to do. Retries (urllib3 ``Retry``, exponential backoff with
 jitter) cover connection errors, read timeouts and 5xx on GET, which is all M2M uses.
 """
@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from data_vent.ooi.errors import (
+from data_vent.core.errors import (
     OOIAuthError,
     OOIDownloadError,
     OOINoData,
@@ -30,6 +30,8 @@ from data_vent.ooi.errors import (
     OOIRequestFailed,
     OOIUnavailable,
 )
+from data_vent.core.timeutil import format_ooi_time, parse_ooi_time
+from data_vent.core.vocab import RequestStatus
 from data_vent.ooi.names import parse_refdes, parse_table
 from data_vent.ooi.thredds import (
     Listing,
@@ -41,7 +43,6 @@ from data_vent.ooi.thredds import (
     split_listing,
 )
 from data_vent.settings import Settings
-from data_vent.timeutil import format_ooi_time, parse_ooi_time
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,10 @@ def _int(v: Any) -> int | None:
 
 
 @dataclass(frozen=True)
-class RequestStatus:
+class StatusProbe:
     """``status.txt`` probe: ``pending`` (absent), ``ready`` or ``failed`` (with its text)."""
 
-    state: str
+    state: RequestStatus
     text: str = ""
 
 
@@ -395,17 +396,17 @@ class OOIClient:
     def estimate(self, table: str, begin: datetime, end: datetime) -> AsyncResponse:
         return self.request_data(table, begin, end, estimate_only=True)
 
-    def request_status(self, status_url: str) -> RequestStatus:
+    def request_status(self, status_url: str) -> StatusProbe:
         """Probe ``status.txt``: absent (404) -> pending, else ready unless it says failed."""
         resp = self._get(status_url)
         if resp.status_code == 404:
-            return RequestStatus("pending")
+            return StatusProbe(RequestStatus.PENDING)
         self._check(resp, status_url)
         text = resp.text.strip()
         low = text.lower()
         if "fail" in low or "error" in low:
-            return RequestStatus("failed", text[:500])
-        return RequestStatus("ready", text[:500])
+            return StatusProbe(RequestStatus.FAILED, text[:500])
+        return StatusProbe(RequestStatus.READY, text[:500])
 
     def catalog(self, catalog_or_output_url: str) -> list[ThreddsFile]:
         """Every file of a request folder, from its ``catalog.xml``."""
@@ -465,7 +466,7 @@ class OOIClient:
 
 
 def _epoch_ms(value: datetime) -> float:
-    from data_vent.timeutil import to_naive_utc
+    from data_vent.core.timeutil import to_naive_utc
 
     return (to_naive_utc(value) - datetime(1970, 1, 1)).total_seconds() * 1000
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+from data_vent.core.errors import OOIError
 from data_vent.ooi.client import OOIClient
-from data_vent.ooi.errors import OOIError
 from data_vent.ooi.thredds import Listing, ThreddsFolder, catalog_xml_url
 
 log = logging.getLogger(__name__)

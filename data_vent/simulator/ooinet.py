@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from data_vent.core.timeutil import from_ntp_seconds, to_naive_utc, to_ntp_seconds, utcnow
 from data_vent.ooi.names import data_file_name
 from data_vent.simulator.configs import streams_from_configs
 from data_vent.simulator.streams import FAULTS, SimStream, stream_from_table
 from data_vent.simulator.synthetic import FileSpec, write_stream_file
-from data_vent.timeutil import from_ntp_seconds, to_naive_utc, to_ntp_seconds, utcnow
 
 DEFAULT_START = datetime(2024, 1, 1)
 """The clock of tests that need a fixed one; the standalone simulator starts at now."""

@@ -24,10 +24,10 @@ from typing import Any
 import netCDF4
 import numpy as np
 
+from data_vent.core.timeutil import NTP_EPOCH, from_ntp_seconds, to_naive_utc, to_ntp_seconds
 from data_vent.ncio import netcdf4_file
 from data_vent.ooi.names import TableName, data_file_name, parse_table
 from data_vent.simulator.streams import FAULTS, FILE_FAULTS, check_faults, ooi_ms
-from data_vent.timeutil import NTP_EPOCH, from_ntp_seconds, to_naive_utc, to_ntp_seconds
 
 DATA_DIR = Path(__file__).parent / "data"
 """The real files the demo serves (origin of each in ``data/README.md``)."""

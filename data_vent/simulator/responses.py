@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from data_vent.core.timeutil import from_ntp_seconds
 from data_vent.simulator.ooinet import SimRequest
-from data_vent.timeutil import from_ntp_seconds
 
 MAINTENANCE_HTML = (
     "<!DOCTYPE html><html><head><title>OOINet Maintenance</title></head><body>"

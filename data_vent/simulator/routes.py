@@ -21,9 +21,9 @@ from functools import cached_property
 from typing import Any
 from xml.sax.saxutils import escape
 
+from data_vent.core.timeutil import parse_ooi_time, to_ntp_seconds
 from data_vent.simulator import responses
 from data_vent.simulator.ooinet import OOINet, SimRequest
-from data_vent.timeutil import parse_ooi_time, to_ntp_seconds
 
 M2M = "/api/m2m"
 NETCDF = "application/x-netcdf"

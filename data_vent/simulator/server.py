@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from data_vent.core.timeutil import utcnow
 from data_vent.simulator.ooinet import OOINet
 from data_vent.simulator.routes import Answer, Call, dispatch
-from data_vent.timeutil import utcnow
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

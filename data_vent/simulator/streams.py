@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from data_vent.core.timeutil import from_ntp_seconds, to_naive_utc, to_ntp_seconds
 from data_vent.ooi.names import TableName, data_file_name, parse_table
 from data_vent.simulator.synthetic import FileSpec, write_stream_file
-from data_vent.timeutil import from_ntp_seconds, to_naive_utc, to_ntp_seconds
 
 FAULTS = (
     "http_500",  # API answers 500 (``times``: how many calls fail, default always)

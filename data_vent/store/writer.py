@@ -37,6 +37,7 @@ import numcodecs
 import numpy as np
 import zarr
 
+from data_vent.core.timeutil import from_ntp_seconds
 from data_vent.store import commit as cm
 from data_vent.store.checks import check_write
 from data_vent.store.location import Location
@@ -51,7 +52,6 @@ from data_vent.store.rules import (
     rows_equal,
     same_fill,
 )
-from data_vent.timeutil import from_ntp_seconds
 
 DEFAULT_CHUNK_TARGET = 100 * 1024 * 1024
 STRING_BYTES_ESTIMATE = 64

@@ -11,18 +11,23 @@ import networkx as nx
 from sqlalchemy.engine import Engine
 
 from data_vent.assets.config import load_specs
-from data_vent.assets.kinds import Observation, get_kind
-from data_vent.assets.spec import AssetSpec
-from data_vent.errors import ConfigError
+from data_vent.assets.kinds import get_kind
+from data_vent.core.errors import ConfigError
+from data_vent.core.plan import PlanItem
+from data_vent.core.records import Observation
+from data_vent.core.snapshot import StateSnapshot
+from data_vent.core.spec import AssetSpec
+from data_vent.core.timeutil import utcnow
 from data_vent.graph.build import build_graph
-from data_vent.graph.planner import Plan, PlanItem, ancestors_of, plan
-from data_vent.graph.selection import select, uses_state
-from data_vent.runner import AssetOutcome, materialize_asset, run_generations
+from data_vent.graph.planner import Plan, ancestors_of, plan
+from data_vent.graph.selection import parse, select, uses_state
+from data_vent.graph.status import PlanStateView
+from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
 from data_vent.settings import Settings, get_settings
-from data_vent.state import repo
 from data_vent.state.db import get_engine
-from data_vent.state.snapshot import StateSnapshot, read_snapshot
-from data_vent.timeutil import utcnow
+from data_vent.state.observations import record_observations
+from data_vent.state.snapshot import read_snapshot
+from data_vent.state.specs import SyncReport, sync_specs
 
 
 @dataclass
@@ -46,8 +51,8 @@ class Workspace:
         engine = get_engine(settings.resolved_db_url())
         return cls(settings, specs, graph, engine)
 
-    def sync(self) -> repo.SyncReport:
-        return repo.sync_specs(self.engine, self.specs)
+    def sync(self) -> SyncReport:
+        return sync_specs(self.engine, self.specs)
 
     def snapshot(self) -> StateSnapshot:
         return read_snapshot(self.engine)
@@ -65,7 +70,7 @@ class Workspace:
         observed: list[Observation] = []
         for kind, specs in by_kind.items():
             observed += get_kind(kind).observe(specs, self.settings, self.engine)
-        changed = repo.record_observations(self.engine, observed)
+        changed = record_observations(self.engine, observed)
         return changed, sum(len(v) for v in by_kind.values())
 
     def sources_of(self, keys: Iterable[str]) -> set[str]:
@@ -129,8 +134,6 @@ class Workspace:
         )
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
-        from data_vent.graph.selection import parse
-
         node = parse(text)
         state = None
         if uses_state(node):
@@ -138,33 +141,3 @@ class Workspace:
             full = plan(self.specs, self.graph, snapshot, utcnow())
             state = PlanStateView(full, snapshot)
         return select(text, self.graph, self.specs, state)
-
-
-class PlanStateView:
-    """Status filters (`status:stale`, `reason:missing`) answered from a full plan."""
-
-    def __init__(self, full: Plan, snapshot: StateSnapshot):
-        self.plan = full
-        self.snapshot = snapshot
-
-    def status_of(self, key: str) -> set[str]:
-        reasons = self.plan.stale.get(key)
-        if reasons is None:  # observable sources have no status of their own
-            return set()
-        codes = {r.code for r in reasons}
-        out = {"stale"} if (codes or self.plan.item(key)) else {"fresh"}
-        att = self.snapshot.state(key).last_attempt
-        if att is not None and att.status == "failed":
-            out.add("failed")
-        if "missing" in codes:
-            out.add("missing")
-        if "waiting" in codes:
-            out.add("waiting")
-        return out
-
-    def reasons_of(self, key: str) -> set[str]:
-        codes = {r.code for r in self.plan.stale.get(key, [])}
-        item = self.plan.item(key)
-        if item is not None:
-            codes |= {r.code for r in item.reasons}
-        return codes

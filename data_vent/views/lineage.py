@@ -13,32 +13,17 @@ from typing import Any
 
 import networkx as nx
 
-from data_vent.report import fmt_coverage, fmt_reasons
+from data_vent.core.vocab import AssetStatus
+from data_vent.views.report import fmt_coverage, fmt_reasons
 
 COLORS = {
-    "fresh": "#2e7d32",
-    "stale": "#ef6c00",
-    "failed": "#c62828",
-    "missing": "#757575",
-    "waiting": "#1565c0",
-    "source": "#6a1b9a",
+    AssetStatus.FRESH: "#2e7d32",
+    AssetStatus.STALE: "#ef6c00",
+    AssetStatus.FAILED: "#c62828",
+    AssetStatus.MISSING: "#757575",
+    AssetStatus.WAITING: "#1565c0",
+    AssetStatus.SOURCE: "#6a1b9a",
 }
-
-
-def node_status(key: str, rows: Mapping[str, dict[str, Any]], observable: bool) -> str:
-    if observable:
-        return "source"
-    row = rows.get(key)
-    if row is None:
-        return "missing"
-    codes = {r["code"] for r in row["reasons"]}
-    if row.get("last_attempt") == "failed":
-        return "failed"
-    if "missing" in codes:
-        return "missing"
-    if "waiting" in codes:
-        return "waiting"
-    return "stale" if row["stale"] else "fresh"
 
 
 def _ids(keys: Iterable[str]) -> dict[str, str]:
@@ -49,7 +34,7 @@ def to_mermaid(graph: nx.DiGraph, status: Mapping[str, str]) -> str:
     ids = _ids(graph.nodes)
     lines = ["graph LR"]
     for k, i in ids.items():
-        lines.append(f'  {i}["{k}"]:::{status.get(k, "missing")}')
+        lines.append(f'  {i}["{k}"]:::{status.get(k, AssetStatus.MISSING)}')
     for u, v in sorted(graph.edges):
         lines.append(f"  {ids[u]} --> {ids[v]}")
     for name, color in COLORS.items():
@@ -64,7 +49,7 @@ def to_dot(graph: nx.DiGraph, status: Mapping[str, str]) -> str:
         '  node [shape=box, style=filled, fontcolor=white, fontname="Helvetica"];',
     ]
     for k in sorted(graph.nodes):
-        lines.append(f'  "{k}" [fillcolor="{COLORS[status.get(k, "missing")]}"];')
+        lines.append(f'  "{k}" [fillcolor="{COLORS[status.get(k, AssetStatus.MISSING)]}"];')
     for u, v in sorted(graph.edges):
         lines.append(f'  "{u}" -> "{v}";')
     lines.append("}")
@@ -97,7 +82,7 @@ def _svg(graph: nx.DiGraph, status: Mapping[str, str]) -> str:
             'marker-end="url(#arrow)"/>'
         )
     for key, (x, y) in pos.items():
-        st = status.get(key, "missing")
+        st = status.get(key, AssetStatus.MISSING)
         label = labels[key]
         parts.append(
             f'<g class="node {st}" data-key="{html.escape(key)}"><title>{html.escape(key)}: '
@@ -132,7 +117,7 @@ def to_html(
     ]
     body = []
     for r in rows:
-        st = status.get(r["key"], "missing")
+        st = status.get(r["key"], AssetStatus.MISSING)
         cov, reasons = fmt_coverage(r), fmt_reasons(r)
         cells = [
             r["key"],
