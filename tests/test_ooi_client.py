@@ -359,3 +359,61 @@ def test_finished_request_found_in_the_account_folder(
     assert find_finished(client, account, CTD, first, datetime(2024, 3, 1)) is None
     assert find_finished(client, account, CTD, datetime(2023, 1, 1), last) is None
     assert find_finished(client, account, PHSEN, first, last) is None
+
+
+def test_toc_has_the_real_shape_and_leaves_out_discontinued(
+    client: OOIClient, sim: Simulator
+) -> None:
+    """Issue 11.8: ``sensor/inv/toc`` as OOI shapes it; a stream removed from it is gone
+    everywhere (inventory, metadata, requests) until it returns."""
+    import json
+
+    from data_vent.ooi.client import parse_toc
+
+    real = json.loads(
+        (
+            fx.M2M_DATA / "uframe_help_samples_2017" / "12576_sensor_inv_toc__excerpt.json"
+        ).read_text()
+    )
+    body = client.get_json("12576/sensor/inv/toc")
+    assert body.keys() == real.keys()
+    assert body["instruments"][0].keys() == real["instruments"][0].keys()
+    assert (
+        body["instruments"][0]["streams"][0].keys()
+        == real["instruments"][0]["streams"][0].keys()
+    )
+    assert body["parameter_definitions"][0].keys() == real["parameter_definitions"][0].keys()
+    assert set(parse_toc(real)) == {
+        f"CE02SHSM-SBD11-04-VELPTA000-telemetered-{s}"
+        for s in (
+            "velpt_ab_dcl_diagnostics_metadata",
+            "velpt_ab_dcl_diagnostics",
+            "velpt_ab_dcl_instrument",
+        )
+    }
+    toc = client.toc()
+    assert set(toc) == set(sim.streams)
+    assert (
+        toc[CTD].count
+        == next(
+            t for t in client.metadata_times(CTD_REFDES) if t.stream == "ctdpf_sbe43_sample"
+        ).count
+    )
+
+    sim.remove_from_toc(CTD)
+    assert CTD not in client.toc()
+    assert "streamed" not in client.inventory("CE04OSPS", "SF01B", "2A-CTDPFA107")
+    with pytest.raises(OOINotFound, match="discontinued"):
+        client.request_data(CTD, BEGIN, END)
+    sim.return_to_toc(CTD)
+    assert CTD in client.toc()
+
+
+def test_estimate_of_an_empty_range_means_no_data(client: OOIClient, sim: Simulator) -> None:
+    """Like the real API, an estimate of a range without data carries no requestUUID: that
+    is "no data", not a malformed answer."""
+    with pytest.raises(OOINoData, match="no requestUUID"):
+        client.estimate(CTD, datetime(2020, 1, 1), datetime(2020, 1, 2))
+    est = client.estimate(CTD, BEGIN, END)
+    assert est.request_uuid and est.number_of_sub_jobs == 0
+    assert sim.data_requests() == 0

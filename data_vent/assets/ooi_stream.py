@@ -45,7 +45,7 @@ class OOISourceKind(AssetKind):
         tables = [s.key.removeprefix("ooi/") for s in specs]
         with OOIClient(settings) as client:
             result = observe_instruments(client, tables, settings.observe_concurrency)
-        if result.errors and not list(result):
+        if result.errors and all(o.discontinued for o in result):
             # nothing answered: say so once, rather than one line per instrument
             from data_vent.core.errors import OOIUnavailable
 
@@ -126,10 +126,11 @@ class OOIStreamKind(AssetKind):
                             ctx.engine, client, key, begin, obs.end_time, ctx.run_id
                         )
                     )
-                except OOINoData:
+                except OOINoData as exc:
                     if not store.exists():
                         raise
-                    return self._result(store, {"mode": "none", "note": "OOI: no new data"})
+                    note = {"mode": "none", "note": "OOI: no new data", "ooi": _ooi_text(exc)}
+                    return self._result(store, note)
                 except OOINotFound as exc:
                     raise OOINotFound(
                         f"{key}: OOI no longer knows this stream (discontinued?); check it "

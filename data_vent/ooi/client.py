@@ -313,6 +313,11 @@ class OOIClient:
         body = self.get_json("/".join([SENSOR_PORT, "sensor", "inv", *parts]))
         return parse_inventory(body)
 
+    def toc(self) -> dict[str, StreamTimes]:
+        """OOI's table of contents (``12576/sensor/inv/toc``): every stream it still lists,
+        by table name; a stream absent from it is discontinued."""
+        return parse_toc(self.get_json(f"{SENSOR_PORT}/sensor/inv/toc"))
+
     def metadata_times(self, refdes: str, partition: bool = False) -> list[StreamTimes]:
         """Begin, end and count of every stream of an instrument: one call per instrument."""
         site, node, sensor = parse_refdes(refdes)
@@ -391,9 +396,17 @@ class OOIClient:
         )
         path = f"{SENSOR_PORT}/sensor/inv/{t.site}/{t.node}/{t.sensor}/{t.method}/{t.stream}"
         body = self.get_json(path, params, once=not estimate_only)
+        if estimate_only and isinstance(body, dict) and not body.get("requestUUID"):
+            # OOI sizes an empty range without a requestUUID: nothing to request
+            raise OOINoData(
+                f"OOI estimates no data for {table} from {params['beginDT']} to "
+                f"{params['endDT']} (no requestUUID)"
+            )
         return AsyncResponse.from_json(body)
 
     def estimate(self, table: str, begin: datetime, end: datetime) -> AsyncResponse:
+        """What a request would cost, queueing nothing; ``OOINoData`` when the range holds
+        no data (OOI answers an estimate without a requestUUID)."""
         return self.request_data(table, begin, end, estimate_only=True)
 
     def request_status(self, status_url: str) -> StatusProbe:
@@ -477,6 +490,23 @@ def parse_inventory(body: Any) -> list[str]:
             f"sensor inventory: expected a list of names, got {str(body)[:120]}"
         )
     return body
+
+
+def parse_toc(body: Any) -> dict[str, StreamTimes]:
+    """``{instruments: [{reference_designator, streams: [{stream, method, ...}]}]}``."""
+    insts = body.get("instruments") if isinstance(body, dict) else None
+    if not isinstance(insts, list):
+        raise OOIParseError(f"sensor/inv/toc: expected instruments, got {str(body)[:120]}")
+    out: dict[str, StreamTimes] = {}
+    for inst in insts:
+        refdes = inst.get("reference_designator") if isinstance(inst, dict) else None
+        streams = inst.get("streams") if isinstance(inst, dict) else None
+        if not isinstance(refdes, str) or not isinstance(streams, list):
+            raise OOIParseError(f"sensor/inv/toc: bad instrument entry {str(inst)[:120]}")
+        for entry in streams:
+            st = StreamTimes.from_json(entry)
+            out[f"{refdes}-{st.method}-{st.stream}"] = st
+    return out
 
 
 def parse_metadata_times(body: Any) -> list[StreamTimes]:

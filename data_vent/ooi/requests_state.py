@@ -54,8 +54,10 @@ def ensure_request(
 ) -> RequestRecord:
     """Reuse the outstanding request for (asset, begin, end) or ask OOI for a new one.
 
-    ``table`` defaults to ``asset_key`` (a stream store's key is its table name). Raises
-    ``OOINoData`` when OOI has nothing in the range, ``OOINotFound`` when discontinued.
+    ``table`` defaults to ``asset_key`` (a stream store's key is its table name). A new
+    request is estimated first. Raises ``OOINoData`` when OOI has nothing in the range (the
+    estimate has no requestUUID, or the request finds no results), ``OOINotFound`` when
+    discontinued.
     """
     now = utcnow()
     existing = find_outstanding(engine, asset_key, begin, end)
@@ -63,6 +65,9 @@ def ensure_request(
         if existing.expires_at is None or existing.expires_at > now:
             return existing
         _update(engine, existing, status=RequestStatus.EXPIRED)
+    # Ask for an estimate first, as the real API intends: an empty range is answered
+    # without a requestUUID (OOINoData), and no job is queued for it.
+    client.estimate(table or asset_key, begin, end)
     answer = client.request_data(
         table or asset_key, begin, end, include_annotations=include_annotations
     )

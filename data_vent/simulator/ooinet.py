@@ -69,6 +69,8 @@ class OOINet:
         for s in streams or ():
             self.add_stream(s)
         self.requests: dict[str, SimRequest] = {}
+        self.serve_toc = True
+        """False: ``sensor/inv/toc`` is unknown (404), like an OOI without it."""
         self.counters: dict[str, Counter[str]] = {}
         self._fault_hits: Counter[tuple[str, str]] = Counter()
         self._own_workdir = workdir is None
@@ -111,6 +113,14 @@ class OOINet:
                 for req in self.requests.values():
                     if req.table == table and req.ready_at is None:
                         req.ready_at = ready_at
+
+    def remove_from_toc(self, table: str) -> None:
+        """OOI drops the stream from its table of contents: discontinued (404 on requests)."""
+        self.set_fault(table, "discontinued")
+
+    def return_to_toc(self, table: str) -> None:
+        """The stream is listed again, with all its history."""
+        self.clear_fault(table, "discontinued")
 
     def advance(self, seconds: float) -> datetime:
         """Move the simulated clock: new samples appear in every stream."""

@@ -83,6 +83,55 @@ def catalog_xml(req: SimRequest) -> str:
     )
 
 
+TOC_PARAMETERS = [
+    {
+        "pdId": "PD7",
+        "particle_key": "time",
+        "type": "DOUBLE",
+        "unsigned": False,
+        "shape": "SCALAR",
+        "fill_value": "-9999999",
+        "units": "seconds since 1900-01-01",
+    },
+    {
+        "pdId": "PD908",
+        "particle_key": "sea_water_temperature",
+        "type": "FLOAT",
+        "unsigned": False,
+        "shape": "SCALAR",
+        "fill_value": "-9999999",
+        "units": "deg_C",
+    },
+]
+
+
+def toc(streams: list[Any], now: float) -> dict[str, Any]:
+    """``12576/sensor/inv/toc`` in the shape of the recorded excerpt
+    (``uframe_help_samples_2017/12576_sensor_inv_toc__excerpt.json``)."""
+    instruments: dict[str, dict[str, Any]] = {}
+    for s in sorted(streams, key=lambda s: s.table):
+        n = s.name
+        inst = instruments.setdefault(
+            n.refdes,
+            {
+                "reference_designator": n.refdes,
+                "platform_code": n.site,
+                "mooring_code": n.node,
+                "instrument_code": n.sensor,
+                "streams": [],
+            },
+        )
+        entry = s.summary(now) or {"stream": n.stream, "method": n.method, "count": 0}
+        inst["streams"].append(entry)
+    return {
+        "parameters_by_stream": {
+            s.name.stream: [p["pdId"] for p in TOC_PARAMETERS] for s in streams
+        },
+        "parameter_definitions": TOC_PARAMETERS,
+        "instruments": list(instruments.values()),
+    }
+
+
 def stream_byname(name: str) -> dict[str, Any]:
     return {
         "name": name,

@@ -162,6 +162,14 @@ def sensors(call: Call, p: dict[str, str]) -> Answer:
     )
 
 
+def table_of_contents(call: Call, p: dict[str, str]) -> Answer:
+    """Every stream OOI still lists; a discontinued one is absent."""
+    call.sim.count("toc", "all")
+    if not call.sim.serve_toc:
+        return Answer(404, {"message": "unknown M2M path 12576/sensor/inv/toc"})
+    return Answer(200, responses.toc(call.sim.live_streams(), call.sim.now_ntp))
+
+
 def _instrument(call: Call, p: dict[str, str]) -> list[Any]:
     streams = call.sim.instrument_streams(p["site"], p["node"], p["sensor"])
     return [s for s in streams if "discontinued" not in s.faults]
@@ -235,6 +243,10 @@ def data_request(call: Call, p: dict[str, str]) -> Answer:
     if q.get("format", "application/netcdf") != "application/netcdf":
         raise Reply(400, {"message": "simulator serves format=application/netcdf only"})
     if not len(stream.times(begin, min(end, sim.now_ntp))):
+        if estimate:  # sized at nothing, and no requestUUID: there is nothing to request
+            return Answer(
+                200, {"sizeCalculation": 0, "timeCalculation": 0, "numberOfSubJobs": 0}
+            )
         raise Reply(404, responses.no_results(str(uuid.uuid4())))
     if estimate:
         return Answer(200, sim.estimate_answer(stream, begin, end, call.host_url))
@@ -410,6 +422,18 @@ def sim_clear_fault(call: Call, p: dict[str, str]) -> Answer:
 
 
 @control
+def sim_toc_remove(call: Call, p: dict[str, str]) -> Answer:
+    call.sim.remove_from_toc(call.query["table"])
+    return Answer(200, {"table": call.query["table"], "listed": False})
+
+
+@control
+def sim_toc_return(call: Call, p: dict[str, str]) -> Answer:
+    call.sim.return_to_toc(call.query["table"])
+    return Answer(200, {"table": call.query["table"], "listed": True})
+
+
+@control
 def sim_reprocess(call: Call, p: dict[str, str]) -> Answer:
     q = call.query
     call.sim.reprocess(q["table"], _dt(q.get("begin")), _dt(q.get("end")))
@@ -428,6 +452,7 @@ RESULTS = "/{user}/{folder}"
 ROUTES: tuple[Route, ...] = (
     # M2M sensor inventory: the fixed words come before the segments they look like
     route("GET", INV, sites),
+    route("GET", INV + "/toc", table_of_contents),
     route("GET", INV + "/{site}", nodes),
     route("GET", INV + "/{site}/{node}", sensors),
     route("GET", INSTRUMENT, methods),
@@ -452,4 +477,6 @@ ROUTES: tuple[Route, ...] = (
     route("POST", "/sim/fault", sim_set_fault, auth=False),
     route("DELETE", "/sim/fault", sim_clear_fault, auth=False),
     route("POST", "/sim/reprocess", sim_reprocess, auth=False),
+    route("DELETE", "/sim/toc", sim_toc_remove, auth=False),
+    route("POST", "/sim/toc", sim_toc_return, auth=False),
 )
