@@ -135,7 +135,7 @@ class Workspace:
         )
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
-        """The assets ``text`` selects; a selection that can only match nothing is bad input."""
+        """The assets ``text`` selects; one that matches nothing is bad input."""
         return set(self.select_anchored(text, snapshot).keys)
 
     def select_anchored(self, text: str, snapshot: StateSnapshot | None = None) -> Selected:
