@@ -31,8 +31,8 @@ from data_vent.core.timeutil import parse_duration
 KIND_CODE_VERSIONS = {
     "ooi_source": "1",
     "ooi_stream": "1",
-    "availability": "1",
-    "catalog": "1",
+    "availability": "2",
+    "catalog": "2",
 }
 
 CATALOG_KEY = "catalog"

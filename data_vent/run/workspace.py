@@ -118,6 +118,7 @@ class Workspace:
         planned: Plan,
         run_id: str,
         run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+        flow_run_id: str | None = None,
     ) -> dict[str, AssetOutcome]:
         """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
         tasks in the flows), by default one asset after another in this process."""
@@ -131,7 +132,13 @@ class Workspace:
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
         return run_generations(
-            planned.generations, self.graph, self.engine, run_id, run_batch, tolerant
+            planned.generations,
+            self.graph,
+            self.engine,
+            run_id,
+            run_batch,
+            tolerant,
+            flow_run_id=flow_run_id,
         )
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
