@@ -15,6 +15,7 @@ from data_vent.cli.app import (
     app,
     console,
     db_app,
+    ephemeral_hint,
     err,
     prefect_quiet,
     settings_for,
@@ -111,6 +112,7 @@ def _run_with_progress(flow_name: str, settings: Settings, **params: Any) -> dic
     from data_vent.run import runner
 
     prefect_quiet()
+    ephemeral_hint()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
