@@ -413,8 +413,9 @@ def _state_for(configs: Path, monkeypatch) -> dict[str, str]:
     return env
 
 
-LABELS_FIT = """[...document.querySelectorAll('#lineage g.node, #lineage g.group')].every(g =>
-  g.querySelector('text').getBBox().width + 8 <= +g.querySelector('rect').getAttribute('width'))"""
+LABELS_FIT = """[...document.querySelectorAll('#lineage g.node, #lineage g.group')]
+  .every(g => g.querySelector('text').getBBox().width + 8
+              <= +g.querySelector('rect').getAttribute('width'))"""
 BOXES = "document.querySelectorAll('#lineage g.node, #lineage g.group').length"
 
 
