@@ -62,7 +62,6 @@ class AssetKind:
     """Base class of asset kinds; subclasses override what applies to them."""
 
     name: ClassVar[str] = ""
-    code_version: ClassVar[str] = "1"
     observable: ClassVar[bool] = False
     partial_inputs_ok: ClassVar[bool] = False
     """True if it may run while some inputs have no output yet (e.g. a catalog)."""
@@ -101,11 +100,6 @@ def get_kind(name: str) -> AssetKind:
         raise ConfigError(
             f"unknown asset kind {name!r}; known: {', '.join(sorted(_KINDS))}"
         ) from None
-
-
-def registered_kinds() -> dict[str, AssetKind]:
-    _load_builtin_kinds()
-    return dict(_KINDS)
 
 
 def _load_plugin(name: str) -> None:

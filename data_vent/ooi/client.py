@@ -164,7 +164,14 @@ def parse_error_body(body: Any) -> tuple[str, str]:
 
 
 class OOIClient:
-    """Typed access to the M2M endpoints data-vent uses, plus THREDDS and status.txt."""
+    """Typed access to the OOI M2M API, THREDDS and ``status.txt``: a public client.
+
+    The harvest uses ``metadata_times``, ``request_data``, ``request_status``, ``listing``
+    and ``download``; the rest of the M2M surface is here for operators and scripts and is
+    tested against the simulator like the rest: ``inventory`` (sites, nodes, sensors,
+    methods, streams), ``stream_byname`` (preload), ``deployments``/``deployment`` (events),
+    ``annotations``, ``estimate`` (a data request's size, no request made) and ``catalog``.
+    """
 
     def __init__(self, settings: Settings, session: requests.Session | None = None):
         self.settings = settings
