@@ -18,7 +18,6 @@ from data_vent.assets.kinds import (
     AssetKind,
     MaterializeContext,
     MaterializeResult,
-    register_kind,
 )
 from data_vent.core.errors import DataVentError
 from data_vent.core.records import Observation, input_version_record
@@ -228,7 +227,3 @@ def _download_dir(settings: Settings) -> str:
     path = settings.home / "downloads"
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
-
-
-register_kind(OOISourceKind())
-register_kind(OOIStreamKind())
