@@ -167,7 +167,10 @@ def request_or_resume(job: StreamJob, client: OOIClient) -> RequestRecord:
         raise OOINotFound(
             f"{job.key}: OOI no longer knows this stream (discontinued?); check it "
             "on OOINet and remove or disable its harvest config "
-            f"[{_ooi_text(exc)}]"
+            f"[{_ooi_text(exc)}]",
+            url=exc.url,
+            status_code=exc.status_code,
+            ooi_message=exc.ooi_message,
         ) from None
 
 
@@ -275,10 +278,9 @@ def _harvested_input(src: str, obs: Observation, req: RequestRecord) -> dict | N
     return {src: input_version_record(src, harvested.data_version, harvested)}
 
 
-def _ooi_text(exc: Exception) -> str:
-    """OOI's own words from a typed error (the text after the URL), kept short."""
-    tail = str(exc).split("): ", 1)[-1]
-    return " ".join(tail.split())[:200]
+def _ooi_text(exc: OOINotFound) -> str:
+    """OOI's own words from a typed error, kept short."""
+    return " ".join((exc.ooi_message or str(exc)).split())[:200]
 
 
 def _download_dir(settings: Settings) -> str:

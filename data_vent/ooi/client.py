@@ -200,26 +200,30 @@ class OOIClient:
         code = resp.status_code
         if code < 400:
             return
+        where = {"url": shown, "status_code": code}
         if code in (401, 403):
             raise OOIAuthError(
                 f"OOI refused the credentials ({code}) at {shown}; "
-                "set OOI_USERNAME and OOI_TOKEN"
+                "set OOI_USERNAME and OOI_TOKEN",
+                **where,
             )
         if code >= 500:
             raise OOIUnavailable(
                 f"OOI answered {code} at {shown} after {self.settings.ooi_retries} retries; "
-                "try again later"
+                "try again later",
+                **where,
             )
         try:
             body = resp.json()
         except ValueError:
             body = resp.text[:300]
         kind, text = parse_error_body(body)
+        said = {**where, "ooi_message": text[:200]}
         if kind == "nodata":
-            raise OOINoData(f"OOI has no data at {shown}: {text[:200]}")
+            raise OOINoData(f"OOI has no data at {shown}: {text[:200]}", **said)
         if code == 404 or kind == "notfound":
-            raise OOINotFound(f"OOI does not know {shown} ({code}): {text[:200]}")
-        raise OOIRequestFailed(f"OOI refused {shown} ({code}): {text[:200]}")
+            raise OOINotFound(f"OOI does not know {shown} ({code}): {text[:200]}", **said)
+        raise OOIRequestFailed(f"OOI refused {shown} ({code}): {text[:200]}", **said)
 
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, once: bool = False
