@@ -33,7 +33,6 @@ from data_vent.assets.kinds import (
     MaterializeContext,
     MaterializeResult,
     as_url,
-    register_kind,
 )
 from data_vent.core.timeutil import utcnow
 from data_vent.settings import Settings
@@ -349,7 +348,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
-
-
-register_kind(AvailabilityKind())
-register_kind(CatalogKind())
