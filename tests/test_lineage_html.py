@@ -367,7 +367,11 @@ def test_html_page_renders_graph_and_table_in_headless_chromium(lineage_state, t
             "[...document.querySelectorAll('#status tr.selected')].map(r => r.dataset.key)",
         )
         assert selected == ["c"]
-        shown = dt.evaluate(s, "JSON.parse(document.getElementById('data').textContent)")
+        shown = dt.evaluate(
+            s,
+            "Object.fromEntries(JSON.parse(document.getElementById('data').textContent)"
+            ".nodes.map(n => [n.key, n.status]))",
+        )
         assert shown == EXPECTED_STATUS
         assert dt.problems() == []
         assert dt.console("info") == ["data-vent lineage ready: 8 nodes, 5 rows, 8 statuses"]
