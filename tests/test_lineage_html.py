@@ -447,7 +447,7 @@ def test_lineage_page_at_fleet_scale(isolated_env, tmp_path, monkeypatch, stream
             boxes
             == len(
                 {
-                    k.split("-")[0]
+                    k.name.split("-")[0]
                     for k in (DEMO_CONFIGS if streams == 25 else CONFIGS).glob("*.yaml")
                 }
             )
