@@ -157,7 +157,8 @@ def check_catalog(root: str, rows_by_table: dict[str, int]) -> None:
     for key, src in cat["sources"].items():
         assert src["driver"] == "zarr"
         assert src["args"]["consolidated"] is True
-        assert src["args"]["urlpath"] == f"{root}/{key}"
+        # local stores: paths relative to the catalog (intake's CATALOG_DIR)
+        assert src["args"]["urlpath"] == "{{ CATALOG_DIR }}/" + key
         assert src["metadata"]["rows"] == rows_by_table[key]
     index = json.loads((Path(root) / "index.json").read_text())
     assert {e["key"]: e["rows"] for e in index} == rows_by_table

@@ -1,15 +1,15 @@
 """source_observation.discontinued: OOI's table of contents no longer lists the source
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0006_source_discontinued
+Revises: 0005_flow_run_id
 Create Date: 2026-11-29 22:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0006_source_discontinued"
+down_revision = "0005_flow_run_id"
 branch_labels = None
 depends_on = None
 
