@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     ooi_request_wait: float = Field(30.0, **_seconds(ge=0))
     """Seconds a run waits for an OOI request to become ready before moving on (`waiting`)."""
     ooi_poll_interval: float = Field(2.0, **_seconds(gt=0, le=3600))
+    ooi_results_url: str | None = Field(None, description="an http(s) URL of a THREDDS folder")
+    """The account's THREDDS folder (``.../thredds/catalog/ooi/<account>/catalog.xml``), where
+    finished requests are looked for before a full rebuild asks OOI again; by default the
+    parent of the last request folder OOI named."""
     observe_concurrency: int = _whole(1, 64, default=4)
 
     s3_key: SecretStr | None = Field(
@@ -109,13 +113,16 @@ class Settings(BaseSettings):
     """Retries botocore makes after a failed S3 call. s3fs adds its own 5 attempts, so a hung
     endpoint fails one call within about 5 x (retries + 1) x the read timeout (5 min)."""
     db_connect_timeout: float = Field(10.0, **_seconds(gt=0, le=600))
+    catalog_anon: bool = Field(True, description="true or false")
+    """Readers of the catalogs (intake, STAC) read an S3 storage root anonymously (a public
+    bucket); false: they bring their own credentials. Never our keys in a catalog."""
 
     concurrency: int = _whole(1, 256, default=4)
     """Assets materialized at once inside one generation."""
     lease_seconds: float = Field(600.0, **_seconds(ge=1))
     chunk_target_bytes: int = _whole(1024, 1 << 40, default=100 * 1024 * 1024)
 
-    @field_validator("ooi_url", "s3_endpoint_url")
+    @field_validator("ooi_url", "s3_endpoint_url", "ooi_results_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

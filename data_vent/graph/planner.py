@@ -18,6 +18,10 @@ last_failed            the last attempt failed                            retry
 forced                 ``force``/``refresh`` asked for it                 rematerialize/rebuild
 =====================  =================================================  =============
 
+An asset whose source OOI's table of contents no longer lists is *discontinued*: not planned
+(unless forced), its freshness ``DISCONTINUED``, never a failure; a later observation that
+lists the source again plans it as usual.
+
 When several reasons hold, the strongest action wins (the table's order). Freshness is
 measured on the data's own time: *harvest lag* = source endTime - store's last time (ours);
 *source lag* = now - source endTime (OOI's, reported, not retried).
@@ -53,7 +57,6 @@ REASON_ACTION = {
     ReasonCode.LAST_FAILED: Action.RETRY,
     ReasonCode.FORCED: Action.REMATERIALIZE,
 }
-REASON_CODES = tuple(REASON_ACTION)
 DEFAULT_FRESHNESS = FreshnessPolicy()
 
 __all__ = ["Plan", "PlanItem", "NotPlanned", "Freshness", "plan", "input_version_record"]
@@ -225,12 +228,23 @@ def own_reasons(
 def freshness_of(
     spec: AssetSpec, specs: Mapping[str, AssetSpec], snapshot: StateSnapshot, now: datetime
 ) -> Freshness | None:
-    """PASS/WARN/FAIL/UNKNOWN on harvest lag, for assets fed by a source; else None."""
+    """PASS/WARN/FAIL/UNKNOWN on harvest lag, for assets fed by a source; else None.
+    DISCONTINUED when OOI no longer lists the source (lags from what it last reported)."""
     sources = [d for d in spec.deps if (s := specs.get(d)) is not None and s.observable]
     if not sources:
         return None
     obs = snapshot.observations.get(sources[0])
     last = snapshot.state(spec.key).last_success
+    if obs is not None and obs.discontinued:
+        end = obs.end_time
+        store_end = last.time_max if last else None
+        return Freshness(
+            FreshnessState.DISCONTINUED,
+            max(end - store_end, timedelta(0)) if end and store_end else None,
+            max(now - end, timedelta(0)) if end else None,
+            end,
+            store_end,
+        )
     failed = snapshot.observe_errors.get(sources[0])
     if failed is not None:  # what OOI holds now is unknown: never PASS by accident
         return Freshness(
@@ -274,11 +288,15 @@ def plan(
     refresh: bool = False,
     include_upstream: bool = True,
     exists: Mapping[str, bool] | None = None,
+    upstream_of: set[str] | None = None,
 ) -> Plan:
     """Decide what to materialize, in which order, and why; and why not the rest.
 
     ``selection`` None means every asset (the daily flow). A targeted selection also takes in
-    its stale or missing ancestors unless ``include_upstream`` is False. ``force`` and
+    its stale or missing ancestors unless ``include_upstream`` is False: the ancestors of
+    ``upstream_of`` (default: the whole selection), which the caller sets to the assets the
+    user named, so that a catalog reached by ``x+`` does not pull in its other inputs (they
+    are siblings of ``x``, not what was asked for). ``force`` and
     ``refresh`` apply to the selected assets only.
     """
     result = Plan(now=now)
@@ -318,7 +336,8 @@ def plan(
         selected = {k for k in selection if not specs[k].observable}
         candidates = set(selected)
         if include_upstream:
-            for anc in ancestors_of(graph, selected):
+            roots = selected if upstream_of is None else (selected & set(upstream_of))
+            for anc in ancestors_of(graph, roots):
                 if not specs[anc].observable:
                     between.add(anc)
                     if result.stale.get(anc):
@@ -343,6 +362,16 @@ def plan(
                     dict(waiting.values),
                 )
                 continue
+        gone = _discontinued(specs[key], specs, snapshot)
+        if gone is not None and not (force and key in selected):
+            result.not_planned[key] = NotPlanned(
+                key,
+                NotPlannedCode.DISCONTINUED,
+                f"discontinued: OOI's table of contents no longer lists {gone.source_key}; "
+                "kept as harvested, taken up again when OOI lists it again",
+                {"source": gone.source_key, "source_end": gone.end_time},
+            )
+            continue
         up = [d for d in graph.predecessors(key) if d in planned]
         if up:
             reasons.append(Reason(ReasonCode.UPSTREAM_PLANNED, {"inputs": sorted(up)}))
@@ -358,6 +387,20 @@ def plan(
         [planned[k] for k in sorted(gen)] for gen in nx.topological_generations(sub)
     ]
     return result
+
+
+def _discontinued(
+    spec: AssetSpec, specs: Mapping[str, AssetSpec], snapshot: StateSnapshot
+) -> Observation | None:
+    """The observation of a source of ``spec`` that OOI no longer lists, if any."""
+    for dep in spec.deps:
+        dspec = specs.get(dep)
+        if dspec is None or not dspec.observable:
+            continue
+        obs = snapshot.observations.get(dep)
+        if obs is not None and obs.discontinued:
+            return obs
+    return None
 
 
 def ancestors_of(graph: nx.DiGraph, keys: set[str]) -> set[str]:

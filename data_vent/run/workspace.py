@@ -20,7 +20,7 @@ from data_vent.core.spec import AssetSpec
 from data_vent.core.timeutil import utcnow
 from data_vent.graph.build import build_graph
 from data_vent.graph.planner import Plan, ancestors_of, plan
-from data_vent.graph.selection import parse, select, uses_state
+from data_vent.graph.selection import Selected, parse, select_anchored, uses_state
 from data_vent.graph.status import PlanStateView
 from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
 from data_vent.settings import Settings, get_settings
@@ -139,17 +139,18 @@ class Workspace:
         snapshot = snapshot or self.snapshot()
         now = utcnow()
         exists = self.exists_map(self.specs) if check_outputs else None
-        selected = self.select(selection, snapshot) if selection else None
+        picked = self.select_anchored(selection, snapshot) if selection else None
         return plan(
             self.specs,
             self.graph,
             snapshot,
             now,
-            selected,
+            set(picked.keys) if picked else None,
             force=force,
             refresh=refresh,
             include_upstream=include_upstream,
             exists=exists,
+            upstream_of=set(picked.anchors) if picked else None,
         )
 
     def execute(
@@ -157,6 +158,7 @@ class Workspace:
         planned: Plan,
         run_id: str,
         run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+        flow_run_id: str | None = None,
     ) -> dict[str, AssetOutcome]:
         """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
         tasks in the flows), by default one asset after another in this process."""
@@ -170,22 +172,34 @@ class Workspace:
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
         return run_generations(
-            planned.generations, self.graph, self.engine, run_id, run_batch, tolerant
+            planned.generations,
+            self.graph,
+            self.engine,
+            run_id,
+            run_batch,
+            tolerant,
+            flow_run_id=flow_run_id,
         )
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
-        """The assets ``text`` selects. A selection that can match nothing whatever the
-        state (``key:"RS9*"``, ``tag:site=XX``) is bad input; one filtering on state
-        (``status:failed``) may rightly be empty."""
+        """The assets ``text`` selects; one that matches nothing is bad input."""
+        return set(self.select_anchored(text, snapshot).keys)
+
+    def select_anchored(self, text: str, snapshot: StateSnapshot | None = None) -> Selected:
+        """The selection, telling the assets named from those only ``x+`` reached.
+
+        An empty result is an error (exit 2) unless state filters made it so: ``key:"XX*"``
+        is a typo, ``status:stale`` matching nothing is good news.
+        """
         node = parse(text)
         state = None
         if uses_state(node):
             snapshot = snapshot or self.snapshot()
             full = plan(self.specs, self.graph, snapshot, utcnow())
             state = PlanStateView(full, snapshot)
-        keys = select(text, self.graph, self.specs, state)
-        if not keys and state is None:
+        picked = select_anchored(text, self.graph, self.specs, state)
+        if not picked.keys and state is None:
             raise SelectionError(
                 f"selection {text!r} matches no asset; `data-vent assets` lists them"
             )
-        return keys
+        return picked

@@ -1,7 +1,7 @@
 """observe_error: sources whose latest observation failed
 
 Revision ID: 0003_observe_errors
-Revises: 0001
+Revises: 0006_source_discontinued
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0003_observe_errors"
-down_revision = "0001"
+down_revision = "0006_source_discontinued"
 branch_labels = None
 depends_on = None
 
