@@ -23,7 +23,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -186,17 +185,6 @@ class Settings(BaseSettings):
         _check_folder(value)
         return value
 
-    @model_validator(mode="after")
-    def _pairs(self) -> Settings:
-        if (self.ooi_username is None) != (self.ooi_token is None):
-            given, missing = (
-                ("OOI_USERNAME", "OOI_TOKEN")
-                if self.ooi_username is not None
-                else ("OOI_TOKEN", "OOI_USERNAME")
-            )
-            raise ValueError(f"{given} is set but {missing} is not: set both")
-        return self
-
     def resolved_db_url(self) -> str:
         if self.db_url:
             return self.db_url
@@ -325,6 +313,23 @@ def get_settings(**overrides: Any) -> Settings:
     check_env(os.environ)
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         raise SettingsError(describe_error(exc, given)) from None
+    _check_credentials(settings)
+    return settings
+
+
+def _check_credentials(settings: Settings) -> None:
+    """OOI credentials come in pairs (or in the URL's ``user:token@``): one alone would
+    only earn a 401 from every call."""
+    if (settings.ooi_username is None) == (settings.ooi_token is None):
+        return
+    if urlsplit(settings.ooi_url).username:
+        return
+    given, missing = (
+        ("OOI_USERNAME", "OOI_TOKEN")
+        if settings.ooi_username is not None
+        else ("OOI_TOKEN", "OOI_USERNAME")
+    )
+    raise SettingsError(f"{given} is set but {missing} is not: set both")

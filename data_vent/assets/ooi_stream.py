@@ -36,7 +36,6 @@ from data_vent.core.errors import (
     OOINoData,
     OOINotFound,
     OOIRequestFailed,
-    OOIUnavailable,
 )
 from data_vent.core.records import Observation, ObserveFailure, input_version_record
 from data_vent.core.snapshot import RequestRecord
