@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     ooi_request_wait: float = 30.0
     """Seconds a run waits for an OOI request to become ready before moving on (`waiting`)."""
     ooi_poll_interval: float = 2.0
-    observe_concurrency: int = 4
+    ooi_max_calls: int = 8
+    """Cap on concurrent calls to OOI, summed over every worker on the state DB (0: none)."""
+    ooi_call_slot_seconds: float = 60.0
+    """Expiry of a call slot; a live holder renews it, a crashed one frees it after this."""
+    observe_concurrency: int = 8
+    """``metadata/times`` calls a run sends at once (and never more than ``ooi_max_calls``)."""
 
     s3_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DATA_VENT_S3_KEY", "AWS_ACCESS_KEY_ID")
@@ -51,6 +56,10 @@ class Settings(BaseSettings):
     concurrency: int = 4
     """Assets materialized at once inside one generation."""
     lease_seconds: float = 600.0
+    db_pool_size: int = 10
+    """PostgreSQL connections a process keeps open (each worker process has its own pool)."""
+    db_max_overflow: int = 20
+    """Extra PostgreSQL connections a process may open under load, closed after use."""
     chunk_target_bytes: int = 100 * 1024 * 1024
 
     def resolved_db_url(self) -> str:

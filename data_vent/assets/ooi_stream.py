@@ -40,10 +40,14 @@ class OOISourceKind(AssetKind):
     def observe(self, specs, settings, engine):
         from data_vent.ooi.client import OOIClient
         from data_vent.ooi.observe import observe_instruments
+        from data_vent.ooi.ratelimit import limiter_for
 
         tables = [s.key.removeprefix("ooi/") for s in specs]
-        with OOIClient(settings) as client:
-            result = observe_instruments(client, tables, settings.observe_concurrency)
+        width = settings.observe_concurrency
+        if settings.ooi_max_calls > 0:  # more threads than slots would only queue
+            width = min(width, settings.ooi_max_calls)
+        with OOIClient(settings, limiter=limiter_for(settings, engine)) as client:
+            result = observe_instruments(client, tables, width)
         if result.errors and not list(result):
             # nothing answered: say so once, rather than one line per instrument
             from data_vent.core.errors import OOIUnavailable
@@ -75,6 +79,7 @@ class OOIStreamKind(AssetKind):
         from data_vent.core.errors import OOINoData, OOINotFound, OOIRequestFailed
         from data_vent.ooi import requests_state as rq
         from data_vent.ooi.client import OOIClient
+        from data_vent.ooi.ratelimit import limiter_for
 
         settings, key = ctx.settings, ctx.spec.key
         store = self.store(key, settings)
@@ -92,7 +97,7 @@ class OOIStreamKind(AssetKind):
             or bool(ctx.spec.config.get("refresh"))
             and ctx.action != Action.APPEND
         )
-        with OOIClient(settings) as client:
+        with OOIClient(settings, limiter=limiter_for(settings, ctx.engine)) as client:
             open_reqs = rq.outstanding_requests(ctx.engine, key)
             if open_reqs and rebuild and store.exists():
                 open_reqs = _drop_superseded(ctx.engine, open_reqs, obs.begin_time)

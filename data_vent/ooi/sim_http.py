@@ -84,8 +84,11 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        api = not path.startswith("/sim/")
+        if api:  # M2M and THREDDS calls: what a rate limit on OOI must bound
+            self.sim.call_started()
         try:
-            if path.startswith("/sim/"):
+            if not api:
                 self._control(method, path[5:], query)
             user = self._user()
             if path.startswith(API):
@@ -99,6 +102,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(ans.status, ans.body, ans.ctype)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        finally:
+            if api:
+                self.sim.call_finished()
 
     def _send(self, status: int, body: Any, ctype: str, length: int | None = None) -> None:
         if isinstance(body, bytes):
@@ -402,6 +408,7 @@ def _state(sim: Simulator) -> dict[str, Any]:
                 for r in sim.requests.values()
             ],
             "counters": sim.counter_snapshot(),
+            "peak_calls": sim.peak_calls,
         }
 
 

@@ -172,6 +172,9 @@ class Simulator:
             self.add_stream(s)
         self.requests: dict[str, SimRequest] = {}
         self.counters: dict[str, Counter[str]] = {}
+        self.calls_in_flight = 0
+        self.peak_calls = 0
+        """Most M2M/THREDDS calls the simulator was answering at once (since a reset)."""
         self._fault_hits: Counter[tuple[str, str]] = Counter()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="data-vent-sim-"))
@@ -245,6 +248,16 @@ class Simulator:
     def reset_counters(self) -> None:
         with self.lock:
             self.counters.clear()
+            self.peak_calls = self.calls_in_flight
+
+    def call_started(self) -> None:
+        with self.lock:
+            self.calls_in_flight += 1
+            self.peak_calls = max(self.peak_calls, self.calls_in_flight)
+
+    def call_finished(self) -> None:
+        with self.lock:
+            self.calls_in_flight -= 1
 
     def fault(self, table: str, name: str) -> dict[str, Any] | None:
         """The fault's params if it fires now (``times`` limits how often it fires)."""

@@ -48,7 +48,11 @@ class Workspace:
             )
         specs = load_specs(Path(config_dir))
         graph = build_graph(specs)
-        engine = get_engine(settings.resolved_db_url())
+        engine = get_engine(
+            settings.resolved_db_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         return cls(settings, specs, graph, engine)
 
     def sync(self) -> SyncReport:

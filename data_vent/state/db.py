@@ -8,7 +8,9 @@ transaction. PostgreSQL needs none of this (updates there are atomic statements 
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,13 +21,25 @@ from sqlmodel import Session, create_engine
 
 from data_vent.core.errors import BadInput
 
+log = logging.getLogger(__name__)
+
 _ENGINES: dict[str, Engine] = {}
 _UPGRADED: set[str] = set()
 _LOCK = threading.Lock()
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url``; SQLite engines get WAL + busy timeout + BEGIN IMMEDIATE."""
+CONNECT_ATTEMPTS = 5
+"""Tries to open one PostgreSQL connection (the server restarting, or at its connection
+limit while many workers start): backoff 0.5, 1, 2, 4 s between them."""
+
+
+def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    """A new engine for ``url``; SQLite engines get WAL + busy timeout + BEGIN IMMEDIATE.
+
+    PostgreSQL engines serve many workers: a bounded pool per process, connections checked
+    before use (``pool_pre_ping``: one dropped by the server or a proxy is replaced, not
+    handed out) and recycled after 30 min, and connecting retried with backoff.
+    """
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -37,7 +51,33 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _make_sqlite_safe(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
+        pool_timeout=60,
+        connect_args={"connect_timeout": 10},
+    )
+    _retry_connect(engine)
+    return engine
+
+
+def _retry_connect(engine: Engine) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, _conn_rec, cargs, cparams):  # pragma: no cover - driver hook
+        delay = 0.5
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                return dialect.dbapi.connect(*cargs, **cparams)
+            except dialect.dbapi.OperationalError as exc:
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+                log.warning("state DB connection failed (%s); retrying", type(exc).__name__)
+                time.sleep(delay)
+                delay *= 2
+        return None
 
 
 def _make_sqlite_safe(engine: Engine) -> None:
@@ -56,12 +96,15 @@ def _make_sqlite_safe(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def get_engine(url: str, upgrade: bool = True) -> Engine:
-    """The process-wide engine for ``url``, upgraded to the latest schema on first use."""
+def get_engine(
+    url: str, upgrade: bool = True, pool_size: int = 10, max_overflow: int = 20
+) -> Engine:
+    """The process-wide engine for ``url``, upgraded to the latest schema on first use
+    (the pool settings apply when this process first opens ``url``)."""
     with _LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
-            engine = _ENGINES[url] = make_engine(url)
+            engine = _ENGINES[url] = make_engine(url, pool_size, max_overflow)
     if upgrade:
         init_db(engine)
     return engine

@@ -133,3 +133,18 @@ class Lease(SQLModel, table=True):
     run_id: str | None = Field(default=None, max_length=64)
     acquired_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     expires_at: datetime = Field(sa_type=DateTime)
+
+
+class CallSlot(SQLModel, table=True):
+    """One of the ``cap`` slots of a shared limit (e.g. concurrent calls to OOI): every
+    process sharing the state DB takes a slot before a call, so together they never exceed
+    the cap; a crashed holder's slot expires (holders renew theirs while they run)."""
+
+    __tablename__ = "call_slot"
+
+    name: str = Field(primary_key=True, max_length=64)
+    slot: int = Field(primary_key=True)
+    holder: str = Field(max_length=160)
+    owner: str = Field(max_length=128, index=True)
+    acquired_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    expires_at: datetime = Field(sa_type=DateTime)

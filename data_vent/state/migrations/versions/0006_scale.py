@@ -1,0 +1,35 @@
+"""scale-out: call_slot, the shared cap on concurrent calls to OOI
+
+Revision ID: 0006_scale
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0006_scale"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "call_slot",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False),
+        sa.Column("owner", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("acquired_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", "slot"),
+    )
+    with op.batch_alter_table("call_slot", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_call_slot_owner"), ["owner"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("call_slot", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_call_slot_owner"))
+    op.drop_table("call_slot")
