@@ -7,14 +7,16 @@ Everything they call is plain code in ``runner``/``workspace`` that runs without
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from data_vent.core.errors import ConfigError
 from data_vent.core.plan import PlanItem
 from data_vent.core.vocab import Outcome
 from data_vent.graph.planner import Plan
@@ -32,10 +34,64 @@ def _settings() -> Settings:
     return _SETTINGS or get_settings()
 
 
+TASK_RUNNERS = ("thread", "dask")
+
+
+def task_runner_for(settings: Settings) -> TaskRunner:
+    """The task runner ``settings`` ask for: a thread pool of ``concurrency`` in this
+    process, or a dask.distributed cluster (``dask_address``; else a local cluster of
+    ``dask_workers`` processes, one thread each, that inherit these settings)."""
+    kind = settings.task_runner.strip().lower()
+    if kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=settings.concurrency)
+    if kind != "dask":
+        raise ConfigError(
+            f"unknown task runner {settings.task_runner!r}; set DATA_VENT_TASK_RUNNER to "
+            f"one of {', '.join(TASK_RUNNERS)}"
+        )
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise ConfigError(
+            "DATA_VENT_TASK_RUNNER=dask needs prefect-dask: pip install 'data-vent[dask]'"
+        ) from None
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": settings.dask_workers or settings.concurrency,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            "env": settings.to_env(),  # the CLI's options reach the workers too
+        }
+    )
+
+
+def _default_task_runner() -> TaskRunner:
+    """At import (a deployment's flow run): the runner its worker's environment asks for."""
+    try:
+        return task_runner_for(get_settings())
+    except Exception as exc:  # a bad setting fails the run in run_flow, with its message
+        logging.getLogger("data_vent").warning("task runner: %s; using threads", exc)
+        return ThreadPoolTaskRunner(max_workers=4)
+
+
+# The flows reach the module's state only through these functions: a flow or task shipped
+# to a Dask worker is pickled by value, and must not drag the open workspaces along.
+def _open_workspace(run_id: str) -> Workspace:
+    ws = _WORKSPACES[run_id] = Workspace.load(_settings())
+    return ws
+
+
+def _close_workspace(run_id: str) -> None:
+    _WORKSPACES.pop(run_id, None)
+
+
 def _workspace(run_id: str) -> Workspace:
     ws = _WORKSPACES.get(run_id)
     if ws is None:  # a task in another process: load its own
-        ws = _WORKSPACES[run_id] = Workspace.load(_settings())
+        ws = _open_workspace(run_id)
     return ws
 
 
@@ -138,12 +194,12 @@ def _final(result: dict[str, Any]) -> dict[str, Any] | State:
     return Failed(message=f"{len(result['failed'])} assets failed: {shown}", data=result)
 
 
-@flow(name="daily-harvest", log_prints=True)
+@flow(name="daily-harvest", log_prints=True, task_runner=_default_task_runner())
 def daily_harvest() -> dict[str, Any]:
     """Sync specs -> observe every source -> plan -> materialize what is stale."""
     logger = get_run_logger()
     run_id = runner.new_run_id()
-    ws = _WORKSPACES[run_id] = Workspace.load(_settings())
+    ws = _open_workspace(run_id)
     try:
         sync = ws.sync()
         logger.info("specs: %s", sync.summary())
@@ -159,10 +215,10 @@ def daily_harvest() -> dict[str, Any]:
         result["observed"] = observed
         return _final(result)
     finally:
-        _WORKSPACES.pop(run_id, None)
+        _close_workspace(run_id)
 
 
-@flow(name="materialize", log_prints=True)
+@flow(name="materialize", log_prints=True, task_runner=_default_task_runner())
 def materialize(
     selection: str,
     force: bool = False,
@@ -172,7 +228,7 @@ def materialize(
 ) -> dict[str, Any]:
     """Rematerialize the selected assets (and their stale ancestors) if stale, or if forced."""
     run_id = runner.new_run_id()
-    ws = _WORKSPACES[run_id] = Workspace.load(_settings())
+    ws = _open_workspace(run_id)
     try:
         ws.sync()
         selected = ws.select(selection)
@@ -195,17 +251,15 @@ def materialize(
         outcomes = _execute(ws, plan, run_id)
         return _final(_finish(ws, plan, outcomes, run_id, f"materialize {selection}"))
     finally:
-        _WORKSPACES.pop(run_id, None)
+        _close_workspace(run_id)
 
 
 def run_flow(fn, settings: Settings | None = None, **params) -> dict[str, Any]:
-    """Call a flow in this process under ``settings`` (default: the environment's), with
-    the configured concurrency (thread pool by default)."""
+    """Call a flow in this process under ``settings`` (default: the environment's), on
+    the task runner they ask for (a thread pool of ``concurrency`` by default)."""
     global _SETTINGS
     settings = settings or get_settings()
-    bounded = fn.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=settings.concurrency)
-    )
+    bounded = fn.with_options(task_runner=task_runner_for(settings))
     previous, _SETTINGS = _SETTINGS, settings
     try:
         state = bounded(**params, return_state=True)

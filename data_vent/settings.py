@@ -54,13 +54,35 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
 
     concurrency: int = 4
-    """Assets materialized at once inside one generation."""
+    """Assets materialized at once by one run (threads, or local Dask worker processes)."""
+    task_runner: str = "thread"
+    """Where a run's asset tasks execute: ``thread`` (a pool in the flow's process) or
+    ``dask`` (a dask.distributed cluster: ``dask_address``, else a local one)."""
+    dask_address: str | None = None
+    """Scheduler of an existing Dask cluster, e.g. ``tcp://10.0.0.5:8786``."""
+    dask_workers: int | None = None
+    """Worker processes of the local Dask cluster (default: ``concurrency``)."""
     lease_seconds: float = 600.0
     db_pool_size: int = 10
     """PostgreSQL connections a process keeps open (each worker process has its own pool)."""
     db_max_overflow: int = 20
     """Extra PostgreSQL connections a process may open under load, closed after use."""
     chunk_target_bytes: int = 100 * 1024 * 1024
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as DATA_VENT_* variables, for the worker processes a run starts
+        itself (a local Dask cluster). Holds the secrets: never log or persist it."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, Path):
+                value = value.resolve()
+            env[f"DATA_VENT_{name.upper()}"] = str(value)
+        return env
 
     def resolved_db_url(self) -> str:
         if self.db_url:

@@ -95,6 +95,8 @@ class Materialization(SQLModel, table=True):
     details: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    worker: str | None = Field(default=None, max_length=160)
+    """``host:pid`` of the process that made the attempt (which worker of a pool did it)."""
 
 
 class OOIRequest(SQLModel, table=True):

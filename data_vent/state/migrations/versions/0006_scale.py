@@ -1,4 +1,4 @@
-"""scale-out: call_slot, the shared cap on concurrent calls to OOI
+"""scale-out: call_slot (the shared cap on concurrent calls to OOI), materialization.worker
 
 Revision ID: 0006_scale
 Revises: 0001
@@ -27,9 +27,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("call_slot", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_call_slot_owner"), ["owner"], unique=False)
+    with op.batch_alter_table("materialization", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("worker", sqlmodel.sql.sqltypes.AutoString(length=160), nullable=True)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("materialization", schema=None) as batch_op:
+        batch_op.drop_column("worker")
     with op.batch_alter_table("call_slot", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_call_slot_owner"))
     op.drop_table("call_slot")
