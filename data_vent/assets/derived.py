@@ -28,7 +28,6 @@ from data_vent.assets.kinds import (
     AssetKind,
     MaterializeContext,
     MaterializeResult,
-    register_kind,
 )
 from data_vent.core.timeutil import utcnow
 from data_vent.settings import Settings
@@ -254,7 +253,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
-
-
-register_kind(AvailabilityKind())
-register_kind(CatalogKind())

@@ -53,7 +53,6 @@ REASON_ACTION = {
     ReasonCode.LAST_FAILED: Action.RETRY,
     ReasonCode.FORCED: Action.REMATERIALIZE,
 }
-REASON_CODES = tuple(REASON_ACTION)
 DEFAULT_FRESHNESS = FreshnessPolicy()
 
 __all__ = ["Plan", "PlanItem", "NotPlanned", "Freshness", "plan", "input_version_record"]

@@ -236,12 +236,6 @@ class _Parser:
             return f'"{tok.value}"'
         return repr(tok.value)
 
-    def expect(self, kind: str) -> _Tok:
-        tok = self.peek()
-        if tok.kind != kind:
-            raise self.error(f"expected {kind!r}, got {self.describe(tok)}", tok)
-        return self.advance()
-
     def nest(self, tok: _Tok) -> None:
         self.depth += 1
         if self.depth > MAX_NESTING:
