@@ -153,16 +153,29 @@ def _emit_asset_event(ws: Workspace, out: runner.AssetOutcome) -> None:
 
 
 def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOutcome]:
-    def run_batch(items: list[PlanItem]) -> list[runner.AssetOutcome]:
-        futures = [
-            materialize_asset_task.submit(
-                it.key, it.action, [r.to_json() for r in it.reasons], run_id
-            )
-            for it in items
-        ]
-        return [runner.AssetOutcome(**f.result()) for f in futures]
+    """One Prefect task per asset, submitted the moment its planned inputs are done."""
 
-    return ws.execute(plan, run_id, run_batch)
+    def start(item: PlanItem, done) -> None:
+        future = materialize_asset_task.submit(
+            item.key, item.action, [r.to_json() for r in item.reasons], run_id
+        )
+        future.add_done_callback(lambda f: done(lambda: _outcome_of(item, f)))
+
+    return ws.execute(plan, run_id, start)
+
+
+def _outcome_of(item: PlanItem, future) -> runner.AssetOutcome:
+    """The task's outcome; a task that crashed (worker lost, ...) is a failed asset."""
+    try:
+        return runner.AssetOutcome(**future.result())
+    except Exception as exc:
+        return runner.AssetOutcome(
+            item.key,
+            Outcome.FAILED,
+            item.action,
+            [r.to_json() for r in item.reasons],
+            error=f"task crashed: {runner.one_line(exc)}",
+        )
 
 
 def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) -> dict:

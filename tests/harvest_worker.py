@@ -1,7 +1,8 @@
 """A harvest in a process of its own, without Prefect: ``python -m tests.harvest_worker``.
 
 Settings come from the environment (DATA_VENT_*). Sync, observe, plan and run the plan with
-``DATA_VENT_CONCURRENCY`` threads; prints the outcome counts as JSON.
+``DATA_VENT_CONCURRENCY`` threads, each asset as soon as its inputs are done; prints the
+outcome counts as JSON.
 """
 
 from __future__ import annotations
@@ -23,17 +24,12 @@ def main() -> None:
     run_id = runner.new_run_id()
     with ThreadPoolExecutor(ws.settings.concurrency) as pool:
 
-        def run_batch(items: list[PlanItem]) -> list[runner.AssetOutcome]:
-            return list(
-                pool.map(
-                    lambda it: runner.materialize_asset(
-                        it, ws.specs, ws.settings, ws.engine, run_id
-                    ),
-                    items,
-                )
-            )
+        def start(item: PlanItem, done) -> None:
+            pool.submit(
+                runner.materialize_asset, item, ws.specs, ws.settings, ws.engine, run_id
+            ).add_done_callback(lambda f: done(f.result))
 
-        outcomes = ws.execute(plan, run_id, run_batch)
+        outcomes = ws.execute(plan, run_id, start)
     print(json.dumps(Counter(str(o.status) for o in outcomes.values())), flush=True)
 
 

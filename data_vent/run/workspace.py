@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,8 @@ from data_vent.graph.build import build_graph
 from data_vent.graph.planner import Plan, ancestors_of, plan
 from data_vent.graph.selection import parse, select, uses_state
 from data_vent.graph.status import PlanStateView
-from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
+from data_vent.run.runner import AssetOutcome, materialize_asset
+from data_vent.run.schedule import Done, Start, run_as_ready
 from data_vent.settings import Settings, get_settings
 from data_vent.state.db import get_engine
 from data_vent.state.observations import record_observations
@@ -120,21 +121,21 @@ class Workspace:
         self,
         planned: Plan,
         run_id: str,
-        run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+        start: Start | None = None,
+        max_running: int | None = None,
     ) -> dict[str, AssetOutcome]:
-        """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
-        tasks in the flows), by default one asset after another in this process."""
-        if run_batch is None:
+        """Run a plan, each asset as soon as its planned inputs are done. ``start`` hands
+        an asset to the executor (Prefect tasks in the flows); by default it runs here and
+        now, one asset after another."""
+        if start is None:
 
-            def run_batch(items: list[PlanItem]) -> list[AssetOutcome]:
-                return [
-                    materialize_asset(it, self.specs, self.settings, self.engine, run_id)
-                    for it in items
-                ]
+            def start(item: PlanItem, done: Done) -> None:
+                done(materialize_asset(item, self.specs, self.settings, self.engine, run_id))
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
-        return run_generations(
-            planned.generations, self.graph, self.engine, run_id, run_batch, tolerant
+        items = [it for gen in planned.generations for it in gen]
+        return run_as_ready(
+            items, self.graph, self.engine, run_id, start, tolerant, max_running
         )
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
