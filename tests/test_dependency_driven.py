@@ -34,12 +34,14 @@ def finished(engine) -> dict[str, Any]:
         return {r.asset_key: r.finished_at for r in rows}
 
 
-def test_a_stream_held_by_ooi_blocks_only_its_own_dependents(tmp_path: Path) -> None:
+def test_a_stream_held_by_ooi_blocks_only_its_own_dependents(
+    db_url: str, tmp_path: Path
+) -> None:
     configs = tmp_path / "configs"
     configs.mkdir()
     for path in sorted(DEMO.glob("*.yaml"))[:3]:
         (configs / path.name).write_text(path.read_text())
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+    url = db_url
     with Simulator(configs, ready_delay=0.2, workdir=tmp_path / "sim") as sim:
         tables = sorted(sim.streams)
         held = tables[0]
