@@ -117,3 +117,36 @@ def _base_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("DATA_VENT_")}
+
+
+@pytest.mark.slow
+def test_observation_goes_out_concurrently_under_the_cap(tmp_path: Path) -> None:
+    """The metadata/times calls of a run overlap, up to the cap and never past it."""
+    from data_vent.run.workspace import Workspace
+    from data_vent.settings import Settings
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for path in sorted(DEMO.glob("*.yaml"))[:6]:
+        (configs / path.name).write_text(path.read_text())
+    with Simulator(configs, workdir=tmp_path / "sim") as sim:
+        for table in sim.streams:
+            sim.set_fault(table, "slow", seconds=0.3)
+        ws = Workspace.load(
+            Settings(
+                home=tmp_path / "home",
+                config_dir=configs,
+                ooi_url=sim.base_url,
+                ooi_max_calls=3,
+                observe_concurrency=8,
+            )
+        )
+        ws.sync()
+        started = time.monotonic()
+        changed, observed = ws.observe()
+        took = time.monotonic() - started
+        calls = sim.counter_snapshot()["metadata_times"]
+    assert observed == 6 and len(changed) == 6
+    assert sum(calls.values()) == 6  # one call per instrument
+    assert sim.peak_calls == 3
+    assert took < 6 * 0.3  # not one after another
