@@ -8,6 +8,7 @@ Everything they call is plain code in ``runner``/``workspace`` that runs without
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -21,9 +22,16 @@ from data_vent.core.plan import PlanItem
 from data_vent.core.vocab import Outcome
 from data_vent.graph.planner import Plan
 from data_vent.run import runner
+from data_vent.run.fanout import parse_fan_out, selection_of, split_plan
 from data_vent.run.workspace import Workspace
 from data_vent.settings import Settings, get_settings
-from data_vent.views.report import not_planned_rows, plan_rows, run_markdown
+from data_vent.state.runs import record_run, run_reports
+from data_vent.views.report import (
+    children_markdown,
+    not_planned_rows,
+    plan_rows,
+    run_markdown,
+)
 
 _WORKSPACES: dict[str, Workspace] = {}
 _SETTINGS: Settings | None = None
@@ -152,7 +160,13 @@ def _emit_asset_event(ws: Workspace, out: runner.AssetOutcome) -> None:
         get_run_logger().debug("could not emit the asset event of %s", out.key)
 
 
-def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOutcome]:
+def _execute(
+    ws: Workspace,
+    plan: Plan,
+    run_id: str,
+    items: list[PlanItem] | None = None,
+    prior: dict[str, runner.AssetOutcome] | None = None,
+) -> dict[str, runner.AssetOutcome]:
     """One Prefect task per asset, submitted the moment its planned inputs are done."""
 
     def start(item: PlanItem, done) -> None:
@@ -161,7 +175,7 @@ def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOu
         )
         future.add_done_callback(lambda f: done(lambda: _outcome_of(item, f)))
 
-    return ws.execute(plan, run_id, start)
+    return ws.execute(plan, run_id, start, items=items, prior=prior)
 
 
 def _outcome_of(item: PlanItem, future) -> runner.AssetOutcome:
@@ -178,16 +192,131 @@ def _outcome_of(item: PlanItem, future) -> runner.AssetOutcome:
         )
 
 
-def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) -> dict:
+def _fan_out(
+    ws: Workspace, plan: Plan, run_id: str, mode: str | int
+) -> tuple[dict[str, runner.AssetOutcome], list[dict[str, Any]]]:
+    """Launch the plan's batches as child runs of the ``materialize`` deployment, wait for
+    them, take their outcomes from their run reports, then run the fan-in rest here.
+
+    Each child re-plans its batch and re-checks every asset under its lease, so a retried
+    or duplicated child does no work twice. A child that ended without a report (crashed,
+    cancelled, timed out) fails its assets."""
+    from prefect.deployments import run_deployment
+
+    logger = get_run_logger()
+    keys = [it.key for gen in plan.generations for it in gen]
+    groups = {k: ws.specs[k].group for k in keys}
+    split = split_plan(keys, ws.graph, groups, mode)
+    settings = ws.settings
+    launched = []
+    for i, batch in enumerate(split.batches, 1):
+        child_id = f"{run_id}-{i}"
+        flow_run = run_deployment(
+            name=settings.fan_out_deployment,
+            parameters={
+                "selection": selection_of(batch),
+                "include_upstream": False,
+                "observe": False,
+                "run_id": child_id,
+                "parent_run_id": run_id,
+            },
+            flow_run_name=f"{run_id} batch {i}/{len(split.batches)}",
+            timeout=0,  # launch all, then wait
+            tags=["data-vent", "fan-out"],
+        )
+        launched.append((child_id, batch, flow_run))
+    logger.info("fanned out %s assets over %s child runs", len(keys), len(launched))
+    states = _wait_for_children(
+        {child_id: flow_run for child_id, _, flow_run in launched}, settings.fan_out_timeout
+    )
+    reports = run_reports(ws.engine, [c for c, _, _ in launched])
+    outcomes: dict[str, runner.AssetOutcome] = {}
+    children = []
+    for child_id, batch, flow_run in launched:
+        state, name = states[child_id]
+        report = reports.get(child_id)
+        got = (report or {}).get("outcomes") or {}
+        for key in batch:
+            if key in got:
+                outcomes[key] = runner.AssetOutcome(**got[key])
+            elif report is None:  # the child never finished: its work is not done
+                it = plan.item(key)
+                outcomes[key] = runner.AssetOutcome(
+                    key,
+                    Outcome.FAILED,
+                    it.action if it else "",
+                    error=f"child run {child_id} ended {state} without a report",
+                )
+        counts = Counter(str(outcomes[k].status) for k in batch if k in outcomes)
+        children.append(
+            {
+                "run_id": child_id,
+                "flow_run_id": str(flow_run.id),
+                "flow_run_name": name,
+                "state": state,
+                "keys": batch,
+                "counts": dict(counts),
+                "ok": bool(report and report["ok"]),
+                "lost": report is None,
+            }
+        )
+    rest = [plan.item(k) for k in split.rest]
+    if rest:
+        outcomes.update(_execute(ws, plan, run_id, items=rest, prior=outcomes))
+    return {k: outcomes[k] for k in keys if k in outcomes}, children
+
+
+def _wait_for_children(flow_runs: dict[str, Any], timeout: float) -> dict[str, tuple]:
+    """Poll the child flow runs until each is final or ``timeout`` passes: child run id ->
+    (final state type, or why it is not known; flow run name)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    states: dict[str, tuple] = {}
+    with get_client(sync_client=True) as client:
+        while len(states) < len(flow_runs):
+            for child_id, flow_run in flow_runs.items():
+                if child_id in states:
+                    continue
+                try:
+                    fr = client.read_flow_run(flow_run.id)
+                except Exception as exc:  # the API hiccuped: ask again next round
+                    get_run_logger().warning("child %s: %s", child_id, runner.one_line(exc))
+                    continue
+                if fr.state is not None and fr.state.is_final():
+                    states[child_id] = (fr.state.type.value, fr.name)
+            if len(states) < len(flow_runs):
+                if time.monotonic() > deadline:
+                    for child_id, flow_run in flow_runs.items():
+                        states.setdefault(child_id, ("not finished in time", flow_run.name))
+                    break
+                time.sleep(2)  # the children take minutes; the API need not be hammered
+    return states
+
+
+def _finish(
+    ws: Workspace,
+    plan: Plan,
+    outcomes: dict,
+    run_id: str,
+    title: str,
+    children: list[dict[str, Any]] | None = None,
+    parent_run_id: str | None = None,
+) -> dict:
     md = run_markdown(title, plan, outcomes, run_id)
+    if children is not None:
+        md += children_markdown(children)
     try:
         create_markdown_artifact(md, key="data-vent-run-report", description=title)
     except Exception:
         get_run_logger().warning("could not publish the run report artifact")
     failed = [k for k, o in outcomes.items() if runner.is_failure(o)]
+    failed += [f"child run {c['run_id']} ({c['state']})" for c in children or () if c["lost"]]
     from prefect.runtime import flow_run
 
-    return {
+    result = {
         "run_id": run_id,
         "flow_run_id": str(flow_run.id),
         "plan": plan_rows(plan),
@@ -196,6 +325,18 @@ def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) 
         "ok": not failed,
         "failed": failed,
     }
+    if children is not None:
+        result["children"] = children
+    record_run(
+        ws.engine,
+        run_id,
+        result["outcomes"],
+        ok=result["ok"],
+        title=title,
+        parent_run_id=parent_run_id,
+        flow_run_id=result["flow_run_id"],
+    )
+    return result
 
 
 def _final(result: dict[str, Any]) -> dict[str, Any] | State:
@@ -223,8 +364,13 @@ def daily_harvest() -> dict[str, Any]:
         plan = ws.plan()
         runner.notify("plan", plan)
         logger.info("plan: %s assets in %s generations", len(plan), len(plan.generations))
-        outcomes = _execute(ws, plan, run_id)
-        result = _finish(ws, plan, outcomes, run_id, "daily harvest")
+        mode = parse_fan_out(ws.settings.fan_out)
+        children = None
+        if mode is not None and len(plan):
+            outcomes, children = _fan_out(ws, plan, run_id, mode)
+        else:
+            outcomes = _execute(ws, plan, run_id)
+        result = _finish(ws, plan, outcomes, run_id, "daily harvest", children)
         result["observed"] = observed
         return _final(result)
     finally:
@@ -238,14 +384,20 @@ def materialize(
     refresh: bool = False,
     dry_run: bool = False,
     include_upstream: bool = True,
+    observe: bool = True,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Rematerialize the selected assets (and their stale ancestors) if stale, or if forced."""
-    run_id = runner.new_run_id()
+    """Rematerialize the selected assets (and their stale ancestors) if stale, or if forced.
+
+    A fan-out's child run gets its ``run_id`` and ``parent_run_id`` from the parent, and
+    ``observe=False`` (the parent has just observed every source)."""
+    run_id = run_id or runner.new_run_id()
     ws = _open_workspace(run_id)
     try:
         ws.sync()
         selected = ws.select(selection)
-        sources = sorted(ws.sources_of(selected))
+        sources = sorted(ws.sources_of(selected)) if observe else []
         if sources and not dry_run:
             observe_task(run_id, sources)
         plan = ws.plan(
@@ -262,7 +414,8 @@ def materialize(
                 "dry_run": True,
             }
         outcomes = _execute(ws, plan, run_id)
-        return _final(_finish(ws, plan, outcomes, run_id, f"materialize {selection}"))
+        title = f"materialize {selection}" if len(selection) <= 200 else "materialize (batch)"
+        return _final(_finish(ws, plan, outcomes, run_id, title, parent_run_id=parent_run_id))
     finally:
         _close_workspace(run_id)
 

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     """Scheduler of an existing Dask cluster, e.g. ``tcp://10.0.0.5:8786``."""
     dask_workers: int | None = None
     """Worker processes of the local Dask cluster (default: ``concurrency``)."""
+    fan_out: str = ""
+    """The daily harvest's fan-out over child runs of the ``materialize`` deployment (so
+    every worker of the pool shares the day): ``group`` (one child per asset group), a
+    number of assets per child, or off (empty, the default: one run does it all)."""
+    fan_out_deployment: str = "materialize/materialize"
+    fan_out_timeout: float = 86400.0
+    """Seconds the parent waits for its children before reporting the rest as failed."""
     lease_seconds: float = 600.0
     db_pool_size: int = 10
     """PostgreSQL connections a process keeps open (each worker process has its own pool)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import networkx as nx
 from sqlalchemy.engine import Engine
@@ -32,12 +32,14 @@ def run_as_ready(
     start: Start,
     partial_inputs_ok: set[str] | None = None,
     max_running: int | None = None,
+    prior: Mapping[str, AssetOutcome] | None = None,
 ) -> dict[str, AssetOutcome]:
     """Run ``items`` (in plan order): an item starts once every planned ancestor finished,
     unless one of them keeps it from running (then it is skipped and recorded, as before).
 
-    At most ``max_running`` started at once (None: all that are ready). Outcomes come back
-    in plan order.
+    At most ``max_running`` started at once (None: all that are ready). ``prior``: outcomes
+    of planned ancestors run elsewhere (a fan-out's child runs). Outcomes of ``items`` come
+    back in plan order.
     """
     order = {it.key: i for i, it in enumerate(items)}
     by_key = {it.key: it for it in items}
@@ -66,9 +68,9 @@ def run_as_ready(
             _, key = heapq.heappop(ready)
             item = by_key[key]
             tolerant = key in (partial_inputs_ok or ())
-            up = blocked_by(item, graph, outcomes, tolerant)
+            up = blocked_by(item, graph, {**(prior or {}), **outcomes}, tolerant)
             if up is not None:
-                done(skip(item, up, outcomes, engine, run_id))
+                done(skip(item, up, {**(prior or {}), **outcomes}, engine, run_id))
                 continue
             start(item, finished.put)
             running += 1

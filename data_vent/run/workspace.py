@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,19 +123,23 @@ class Workspace:
         run_id: str,
         start: Start | None = None,
         max_running: int | None = None,
+        items: list[PlanItem] | None = None,
+        prior: Mapping[str, AssetOutcome] | None = None,
     ) -> dict[str, AssetOutcome]:
         """Run a plan, each asset as soon as its planned inputs are done. ``start`` hands
         an asset to the executor (Prefect tasks in the flows); by default it runs here and
-        now, one asset after another."""
+        now, one asset after another. ``items``: a part of the plan only; ``prior``: the
+        outcomes of its planned inputs that ran elsewhere."""
         if start is None:
 
             def start(item: PlanItem, done: Done) -> None:
                 done(materialize_asset(item, self.specs, self.settings, self.engine, run_id))
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
-        items = [it for gen in planned.generations for it in gen]
+        if items is None:
+            items = [it for gen in planned.generations for it in gen]
         return run_as_ready(
-            items, self.graph, self.engine, run_id, start, tolerant, max_running
+            items, self.graph, self.engine, run_id, start, tolerant, max_running, prior
         )
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:

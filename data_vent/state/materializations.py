@@ -22,8 +22,9 @@ M = Materialization.__table__
 
 def worker_id() -> str:
     """Who records an attempt: ``host:pid`` of the process that made it (a pool's worker,
-    a Dask worker), so a run spread over many shows which did what."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    a Dask worker), so a run spread over many shows which did what; ``DATA_VENT_WORKER_NAME``
+    (set in a worker's environment, inherited by its flow runs) stands in for the host."""
+    return f"{os.environ.get('DATA_VENT_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
 
 
 def _plain_json(value: Any) -> Any:

@@ -150,3 +150,20 @@ class CallSlot(SQLModel, table=True):
     owner: str = Field(max_length=128, index=True)
     acquired_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     expires_at: datetime = Field(sa_type=DateTime)
+
+
+class RunReport(SQLModel, table=True):
+    """A run's outcomes, written when it finishes: how a parent run that fanned out over
+    child runs (on other workers) learns what each child did."""
+
+    __tablename__ = "run_report"
+
+    run_id: str = Field(primary_key=True, max_length=64)
+    parent_run_id: str | None = Field(default=None, max_length=64, index=True)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    title: str = Field(default="", max_length=300)
+    finished_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    ok: bool = True
+    outcomes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )

@@ -71,3 +71,21 @@ def run_markdown(title: str, plan: Plan, outcomes: Mapping[str, Any], run_id: st
     else:
         lines.append("No asset was materialized.")
     return "\n".join(lines) + "\n"
+
+
+def children_markdown(children: list[Mapping[str, Any]]) -> str:
+    """The fan-out section of a parent's report: one row per child run."""
+    lines = [
+        "",
+        f"## Child runs: {len(children)}",
+        "",
+        "| child | flow run | state | assets | outcomes |",
+        "|---|---|---|---|---|",
+    ]
+    for c in children:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(c["counts"].items())) or "-"
+        lines.append(
+            f"| `{c['run_id']}` | {c.get('flow_run_name') or c.get('flow_run_id') or '-'} | "
+            f"{c['state']} | {len(c['keys'])} | {counts} |"
+        )
+    return "\n".join(lines) + "\n"
