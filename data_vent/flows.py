@@ -1,8 +1,10 @@
 """Prefect flows: the daily freshness-driven harvest and targeted materialization.
 
-Thin: they sync specs, observe sources, ask the planner, and run the plan generation by
-generation, one Prefect task per asset (named by its key), concurrent inside a generation.
-Everything they call is plain code in ``runner``/``workspace`` that runs without Prefect.
+Thin: they sync specs, observe sources, ask the planner, and run the plan: one Prefect task
+per asset (named by its key), each submitted as soon as its planned inputs are done, on the
+configured task runner (threads, or Dask); the daily harvest can fan its plan out over child
+runs of the ``materialize`` deployment. Everything they call is plain code in
+``runner``/``workspace``/``schedule`` that runs without Prefect.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from collections import Counter
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.assets import Asset, AssetProperties, add_asset_metadata
 from prefect.cache_policies import NO_CACHE
+from prefect.context import AssetContext
 from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.tasks import MaterializingTask
 
+from data_vent.assets.kinds import as_url, get_kind
 from data_vent.core.errors import ConfigError
 from data_vent.core.plan import PlanItem
 from data_vent.core.vocab import Outcome
@@ -103,15 +109,91 @@ def _workspace(run_id: str) -> Workspace:
     return ws
 
 
-@task(name="materialize-asset", task_run_name="{key}", cache_policy=NO_CACHE)
-def materialize_asset_task(
-    key: str, action: str, reasons: list[dict[str, Any]], run_id: str
-) -> dict[str, Any]:
+MAX_RELATED = 100
+"""Prefect refuses an event relating more than this many resources (server setting
+``PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES``, 100 by default)."""
+
+
+def _materialize(
+    key: str,
+    action: str,
+    reasons: list[dict[str, Any]],
+    run_id: str,
+    flow_run_id: str | None = None,
+) -> dict[str, Any] | State:
+    """One asset under its lease. Prefect emits its asset event from the task's end state:
+    succeeded with the rows and coverage, failed with the error, and none at all when
+    nothing was materialized (waiting on OOI, held by another run)."""
     ws = _workspace(run_id)
     item = PlanItem(key, action, runner.reason_objects(reasons))
-    out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id)
-    _emit_asset_event(ws, out)
+    out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id, flow_run_id)
+    ctx = AssetContext.get()
+    if (
+        ctx is not None
+        and len(ctx.upstream_assets | ctx.direct_asset_dependencies) >= MAX_RELATED
+    ):
+        # Prefect also infers upstream assets from the task runs this one follows; over a
+        # wide fan-in that alone exceeds the limit: keep the declared deps (the root).
+        ctx.upstream_assets = set()
+    if ctx is not None and ctx.downstream_assets:
+        if out.status == Outcome.SUCCESS:
+            for asset in ctx.downstream_assets:
+                add_asset_metadata(
+                    asset,
+                    {"rows": out.rows, "time_max": out.time_max, "action": str(out.action)},
+                )
+        elif out.status != Outcome.FAILED:
+            ctx.downstream_assets = set()  # not a materialization: no event
+    if out.status == Outcome.FAILED:
+        return Failed(message=out.error or "failed", data=out.to_json())
     return out.to_json()
+
+
+materialize_asset_task = MaterializingTask(
+    fn=_materialize,
+    assets=[],
+    materialized_by="data-vent",
+    name="materialize-asset",
+    task_run_name="{key}",
+    cache_policy=NO_CACHE,
+)
+"""One task per asset; ``_task_for`` names the assets it materializes and reads."""
+
+
+def _prefect_asset(ws: Workspace, key: str) -> Asset | None:
+    """The Prefect asset of ``key``: keyed by where it really is (None if it has no place)."""
+    spec = ws.specs[key]
+    url = get_kind(spec.kind).location(spec, ws.settings)
+    if url is None:
+        return None
+    try:
+        return Asset(key=url, properties=AssetProperties(name=key))
+    except ValueError:  # a path Prefect refuses as an asset key (a space, a '%')
+        return None
+
+
+def _task_for(ws: Workspace, key: str) -> MaterializingTask:
+    """The task of one asset: it materializes the asset at its URL and reads its inputs'.
+
+    A fan-in wider than Prefect allows (the catalog over more than 99 stores) reads the
+    storage root instead, one asset that holds them all, so its event stays valid.
+    """
+    here = _prefect_asset(ws, key)
+    if here is None:
+        return materialize_asset_task
+    deps = [a for d in ws.specs[key].deps if (a := _prefect_asset(ws, d)) is not None]
+    if len(deps) > MAX_RELATED - 1:  # one related resource is the materialized-by tool
+        root = as_url(ws.settings.resolved_storage())
+        deps = [
+            Asset(
+                key=root,
+                properties=AssetProperties(
+                    name="data-vent storage root",
+                    description=f"the {len(deps)} inputs of {key} are stored under it",
+                ),
+            )
+        ]
+    return materialize_asset_task.with_options(assets=[here], asset_deps=deps)
 
 
 @task(name="observe-sources", cache_policy=NO_CACHE)
@@ -121,43 +203,10 @@ def observe_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
     return {"observed": total, "changed": [o.source_key for o in changed]}
 
 
-def _asset_url(ws: Workspace, key: str) -> str:
-    url = f"{ws.settings.resolved_storage()}/{key}"
-    return url if "://" in url else f"file://{url}"
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
 
-
-def _emit_asset_event(ws: Workspace, out: runner.AssetOutcome) -> None:
-    """Prefect asset events keyed by the store URL, in the shape Prefect's own ``@materialize``
-    emits, so Prefect's lineage view shows the graph too (nothing depends on Cloud)."""
-    if out.status not in (Outcome.SUCCESS, Outcome.FAILED):
-        return
-    try:
-        from prefect.events import emit_event
-
-        spec = ws.specs[out.key]
-        upstream = [_asset_url(ws, d) for d in spec.deps]
-        for url in upstream:
-            emit_event(event="prefect.asset.referenced", resource={"prefect.resource.id": url})
-        status = "succeeded" if out.status == Outcome.SUCCESS else "failed"
-        emit_event(
-            event=f"prefect.asset.materialization.{status}",
-            resource={
-                "prefect.resource.id": _asset_url(ws, out.key),
-                "prefect.resource.name": out.key,
-            },
-            related=[
-                {"prefect.resource.id": u, "prefect.resource.role": "asset"} for u in upstream
-            ]
-            + [
-                {
-                    "prefect.resource.id": "data-vent",
-                    "prefect.resource.role": "asset-materialized-by",
-                }
-            ],
-            payload={"rows": out.rows, "time_max": out.time_max, "action": out.action},
-        )
-    except Exception:  # lineage events are a courtesy; never fail a harvest on them
-        get_run_logger().debug("could not emit the asset event of %s", out.key)
+    return str(flow_run.id) if flow_run.id else None
 
 
 def _execute(
@@ -168,20 +217,21 @@ def _execute(
     prior: dict[str, runner.AssetOutcome] | None = None,
 ) -> dict[str, runner.AssetOutcome]:
     """One Prefect task per asset, submitted the moment its planned inputs are done."""
+    flow_run_id = _flow_run_id()
 
     def start(item: PlanItem, done) -> None:
-        future = materialize_asset_task.submit(
-            item.key, item.action, [r.to_json() for r in item.reasons], run_id
+        future = _task_for(ws, item.key).submit(
+            item.key, item.action, [r.to_json() for r in item.reasons], run_id, flow_run_id
         )
         future.add_done_callback(lambda f: done(lambda: _outcome_of(item, f)))
 
-    return ws.execute(plan, run_id, start, items=items, prior=prior)
+    return ws.execute(plan, run_id, start, items=items, prior=prior, flow_run_id=flow_run_id)
 
 
 def _outcome_of(item: PlanItem, future) -> runner.AssetOutcome:
     """The task's outcome; a task that crashed (worker lost, ...) is a failed asset."""
     try:
-        return runner.AssetOutcome(**future.result())
+        return runner.AssetOutcome(**future.result(raise_on_failure=False))
     except Exception as exc:
         return runner.AssetOutcome(
             item.key,
@@ -190,6 +240,110 @@ def _outcome_of(item: PlanItem, future) -> runner.AssetOutcome:
             [r.to_json() for r in item.reasons],
             error=f"task crashed: {runner.one_line(exc)}",
         )
+
+
+def _fan_out(
+    ws: Workspace, plan: Plan, run_id: str, mode: str | int
+) -> tuple[dict[str, runner.AssetOutcome], list[dict[str, Any]]]:
+    """Launch the plan's batches as child runs of the ``materialize`` deployment, wait for
+    them, take their outcomes from their run reports, then run the fan-in rest here.
+
+    Each child re-plans its batch and re-checks every asset under its lease, so a retried
+    or duplicated child does no work twice. A child that ended without a report (crashed,
+    cancelled, timed out) fails its assets."""
+    from prefect.deployments import run_deployment
+
+    logger = get_run_logger()
+    keys = [it.key for gen in plan.generations for it in gen]
+    groups = {k: ws.specs[k].group for k in keys}
+    split = split_plan(keys, ws.graph, groups, mode)
+    settings = ws.settings
+    launched = []
+    for i, batch in enumerate(split.batches, 1):
+        child_id = f"{run_id}-{i}"
+        flow_run = run_deployment(
+            name=settings.fan_out_deployment,
+            parameters={
+                "selection": selection_of(batch),
+                "include_upstream": False,
+                "observe": False,
+                "run_id": child_id,
+                "parent_run_id": run_id,
+            },
+            flow_run_name=f"{run_id} batch {i}/{len(split.batches)}",
+            timeout=0,  # launch all, then wait
+            tags=["data-vent", "fan-out"],
+        )
+        launched.append((child_id, batch, flow_run))
+    logger.info("fanned out %s assets over %s child runs", len(keys), len(launched))
+    states = _wait_for_children(
+        {child_id: flow_run for child_id, _, flow_run in launched}, settings.fan_out_timeout
+    )
+    reports = run_reports(ws.engine, [c for c, _, _ in launched])
+    outcomes: dict[str, runner.AssetOutcome] = {}
+    children = []
+    for child_id, batch, flow_run in launched:
+        state, name = states[child_id]
+        report = reports.get(child_id)
+        got = (report or {}).get("outcomes") or {}
+        for key in batch:
+            if key in got:
+                outcomes[key] = runner.AssetOutcome(**got[key])
+            elif report is None:  # the child never finished: its work is not done
+                it = plan.item(key)
+                outcomes[key] = runner.AssetOutcome(
+                    key,
+                    Outcome.FAILED,
+                    it.action if it else "",
+                    error=f"child run {child_id} ended {state} without a report",
+                )
+        counts = Counter(str(outcomes[k].status) for k in batch if k in outcomes)
+        children.append(
+            {
+                "run_id": child_id,
+                "flow_run_id": str(flow_run.id),
+                "flow_run_name": name,
+                "state": state,
+                "keys": batch,
+                "counts": dict(counts),
+                "ok": bool(report and report["ok"]),
+                "lost": report is None,
+            }
+        )
+    rest = [plan.item(k) for k in split.rest]
+    if rest:
+        outcomes.update(_execute(ws, plan, run_id, items=rest, prior=outcomes))
+    return {k: outcomes[k] for k in keys if k in outcomes}, children
+
+
+def _wait_for_children(flow_runs: dict[str, Any], timeout: float) -> dict[str, tuple]:
+    """Poll the child flow runs until each is final or ``timeout`` passes: child run id ->
+    (final state type, or why it is not known; flow run name)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    states: dict[str, tuple] = {}
+    with get_client(sync_client=True) as client:
+        while len(states) < len(flow_runs):
+            for child_id, flow_run in flow_runs.items():
+                if child_id in states:
+                    continue
+                try:
+                    fr = client.read_flow_run(flow_run.id)
+                except Exception as exc:  # the API hiccuped: ask again next round
+                    get_run_logger().warning("child %s: %s", child_id, runner.one_line(exc))
+                    continue
+                if fr.state is not None and fr.state.is_final():
+                    states[child_id] = (fr.state.type.value, fr.name)
+            if len(states) < len(flow_runs):
+                if time.monotonic() > deadline:
+                    for child_id, flow_run in flow_runs.items():
+                        states.setdefault(child_id, ("not finished in time", flow_run.name))
+                    break
+                time.sleep(2)  # the children take minutes; the API need not be hammered
+    return states
 
 
 def _fan_out(
@@ -314,11 +468,9 @@ def _finish(
         get_run_logger().warning("could not publish the run report artifact")
     failed = [k for k, o in outcomes.items() if runner.is_failure(o)]
     failed += [f"child run {c['run_id']} ({c['state']})" for c in children or () if c["lost"]]
-    from prefect.runtime import flow_run
-
     result = {
         "run_id": run_id,
-        "flow_run_id": str(flow_run.id),
+        "flow_run_id": _flow_run_id(),
         "plan": plan_rows(plan),
         "not_planned": not_planned_rows(plan),
         "outcomes": {k: o.to_json() for k, o in outcomes.items()},
@@ -337,6 +489,31 @@ def _finish(
         flow_run_id=result["flow_run_id"],
     )
     return result
+
+
+def _publish_plan(plan: Plan, selection: str) -> None:
+    """A dry run's plan as a table artifact (and a line in the flow's log)."""
+    logger = get_run_logger()
+    logger.info(
+        "dry run of %r: %s assets would run in %s generations",
+        selection,
+        len(plan),
+        len(plan.generations),
+    )
+    rows = [
+        {"generation": g, "asset": it.key, "action": str(it.action), "reasons": it.describe()}
+        for g, gen in enumerate(plan.generations)
+        for it in gen
+    ]
+    try:
+        create_table_artifact(
+            rows or [{"generation": "-", "asset": "-", "action": "-", "reasons": "-"}],
+            key="data-vent-plan",
+            description=f"dry run of `{selection}`: {len(plan)} assets would run"
+            + ("" if rows else " (nothing to do: every selected asset is fresh)"),
+        )
+    except Exception:
+        logger.warning("could not publish the plan artifact")
 
 
 def _final(result: dict[str, Any]) -> dict[str, Any] | State:
@@ -396,8 +573,8 @@ def materialize(
     ws = _open_workspace(run_id)
     try:
         ws.sync()
-        selected = ws.select(selection)
-        sources = sorted(ws.sources_of(selected)) if observe else []
+        named = ws.select_anchored(selection).anchors  # what the run may take inputs of
+        sources = sorted(ws.sources_of(named)) if observe else []
         if sources and not dry_run:
             observe_task(run_id, sources)
         plan = ws.plan(
@@ -405,8 +582,10 @@ def materialize(
         )
         runner.notify("plan", plan)
         if dry_run:
+            _publish_plan(plan, selection)
             return {
                 "run_id": run_id,
+                "flow_run_id": _flow_run_id(),
                 "plan": plan_rows(plan),
                 "outcomes": {},
                 "ok": True,

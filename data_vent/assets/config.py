@@ -33,8 +33,8 @@ from data_vent.core.spec import AssetSpec, FreshnessPolicy
 KIND_CODE_VERSIONS = {
     "ooi_source": "1",
     "ooi_stream": "1",
-    "availability": "1",
-    "catalog": "1",
+    "availability": "2",
+    "catalog": "2",
 }
 
 CATALOG_KEY = "catalog"

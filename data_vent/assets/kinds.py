@@ -82,6 +82,21 @@ class AssetKind:
         """Whether the asset's output is present (a missing store re-plans a full build)."""
         return True
 
+    def location(self, spec: AssetSpec, settings: Settings) -> str | None:
+        """Where the asset really is, as a URL (``file://``, ``s3://``, ``https://``) with
+        no credentials in it: its Prefect asset key and what catalogs point at. None: the
+        kind has no place to name (its runs are then plain Prefect tasks)."""
+        return None
+
+
+def as_url(path_or_url: str) -> str:
+    """A storage location as a URL: local paths become absolute ``file://`` URLs."""
+    if "://" in path_or_url:
+        return path_or_url
+    from pathlib import Path
+
+    return Path(path_or_url).resolve().as_uri()
+
 
 ENTRY_POINT_GROUP = "data_vent.kinds"
 """Installed packages name their kinds here (``name = "package.module:Class"``), as xarray's

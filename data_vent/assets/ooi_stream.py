@@ -27,6 +27,7 @@ from data_vent.assets.kinds import (
     AssetKind,
     MaterializeContext,
     MaterializeResult,
+    as_url,
 )
 from data_vent.core.errors import (
     DataVentError,
@@ -54,6 +55,15 @@ class OOISourceKind(AssetKind):
 
     name = "ooi_source"
     observable = True
+
+    def location(self, spec, settings) -> str:
+        """The stream's M2M data endpoint (credentials go in a header, never the URL)."""
+        from data_vent.ooi.client import SENSOR_PORT
+        from data_vent.ooi.names import parse_table
+
+        t = parse_table(spec.key.removeprefix("ooi/"))
+        path = f"{SENSOR_PORT}/sensor/inv/{t.site}/{t.node}/{t.sensor}/{t.method}/{t.stream}"
+        return f"{settings.ooi_url.rstrip('/')}/{path}"
 
     def observe(self, specs, settings, engine):
         from data_vent.ooi.observe import observe_instruments
@@ -88,6 +98,9 @@ class OOIStreamKind(AssetKind):
 
     def exists(self, spec, settings) -> bool:
         return self.store(spec.key, settings).exists()
+
+    def location(self, spec, settings) -> str:
+        return as_url(f"{settings.resolved_storage()}/{spec.key}")
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
         job = choose_range(ctx, self.store(ctx.spec.key, ctx.settings))

@@ -157,8 +157,10 @@ def materialize_asset(
     settings: Settings,
     engine: Engine,
     run_id: str,
+    flow_run_id: str | None = None,
 ) -> AssetOutcome:
-    """Materialize one planned asset under its lease and record the attempt."""
+    """Materialize one planned asset under its lease and record the attempt (with the
+    Prefect flow run it ran in, if any)."""
     spec = specs[item.key]
     attempt = MaterializationRecord(
         spec.key,
@@ -167,6 +169,7 @@ def materialize_asset(
         item.reasons,
         code_version=spec.code_version,
         config_hash=spec.config_hash,
+        flow_run_id=flow_run_id,
     )
     started = attempt.started_at
     reasons = [r.to_json() for r in item.reasons]
@@ -292,6 +295,7 @@ def skip(
     outcomes: Mapping[str, AssetOutcome],
     engine: Engine,
     run_id: str,
+    flow_run_id: str | None = None,
 ) -> AssetOutcome:
     why = outcomes[upstream].status
     reason = {
@@ -302,9 +306,9 @@ def skip(
     message = f"{reason}: {upstream}"
     record_materialization(
         engine,
-        MaterializationRecord(item.key, run_id, item.action, item.reasons).finish(
-            Outcome.SKIPPED, error=message
-        ),
+        MaterializationRecord(
+            item.key, run_id, item.action, item.reasons, flow_run_id=flow_run_id
+        ).finish(Outcome.SKIPPED, error=message),
     )
     out = AssetOutcome(
         item.key,
@@ -324,6 +328,7 @@ def run_generations(
     run_id: str,
     run_batch: Callable[[list[PlanItem]], list[AssetOutcome]],
     partial_inputs_ok: set[str] | None = None,
+    flow_run_id: str | None = None,
 ) -> dict[str, AssetOutcome]:
     """Run generations in order; inside one, ``run_batch`` runs items concurrently.
 
@@ -335,7 +340,7 @@ def run_generations(
         for item in gen:
             up = blocked_by(item, graph, outcomes, item.key in (partial_inputs_ok or ()))
             if up is not None:
-                outcomes[item.key] = skip(item, up, outcomes, engine, run_id)
+                outcomes[item.key] = skip(item, up, outcomes, engine, run_id, flow_run_id)
             else:
                 runnable.append(item)
         for out in run_batch(runnable):

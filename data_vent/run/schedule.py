@@ -33,6 +33,7 @@ def run_as_ready(
     partial_inputs_ok: set[str] | None = None,
     max_running: int | None = None,
     prior: Mapping[str, AssetOutcome] | None = None,
+    flow_run_id: str | None = None,
 ) -> dict[str, AssetOutcome]:
     """Run ``items`` (in plan order): an item starts once every planned ancestor finished,
     unless one of them keeps it from running (then it is skipped and recorded, as before).
@@ -70,7 +71,8 @@ def run_as_ready(
             tolerant = key in (partial_inputs_ok or ())
             up = blocked_by(item, graph, {**(prior or {}), **outcomes}, tolerant)
             if up is not None:
-                done(skip(item, up, {**(prior or {}), **outcomes}, engine, run_id))
+                seen = {**(prior or {}), **outcomes}
+                done(skip(item, up, seen, engine, run_id, flow_run_id))
                 continue
             start(item, finished.put)
             running += 1
