@@ -33,6 +33,7 @@ from typing import Any
 
 import networkx as nx
 
+from data_vent.core.gcpause import gc_paused
 from data_vent.core.plan import PlanItem
 from data_vent.core.records import Observation, Reason, input_version_record
 from data_vent.core.snapshot import AssetState, StateSnapshot, SuccessRecord
@@ -274,6 +275,34 @@ def plan(
     are siblings of ``x``, not what was asked for). ``force`` and
     ``refresh`` apply to the selected assets only.
     """
+    with gc_paused():
+        return _plan(
+            specs,
+            graph,
+            snapshot,
+            now,
+            selection,
+            force=force,
+            refresh=refresh,
+            include_upstream=include_upstream,
+            exists=exists,
+            upstream_of=upstream_of,
+        )
+
+
+def _plan(
+    specs: Mapping[str, AssetSpec],
+    graph: nx.DiGraph,
+    snapshot: StateSnapshot,
+    now: datetime,
+    selection: set[str] | None,
+    *,
+    force: bool,
+    refresh: bool,
+    include_upstream: bool,
+    exists: Mapping[str, bool] | None,
+    upstream_of: set[str] | None,
+) -> Plan:
     result = Plan(now=now)
     order = list(nx.topological_sort(graph))
     exists = exists or {}

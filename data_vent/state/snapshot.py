@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from data_vent.core.gcpause import gc_paused
 from data_vent.core.records import Observation
 from data_vent.core.snapshot import (
     AssetState,
@@ -28,7 +29,7 @@ R = OOIRequest.__table__
 
 def read_snapshot(engine: Engine) -> StateSnapshot:
     snap = StateSnapshot()
-    with engine.connect() as conn:
+    with gc_paused(), engine.connect() as conn:
         for r in conn.execute(select(A.c.key).where(A.c.active)):
             snap.assets[r.key] = AssetState(r.key)
         succ = conn.execute(
