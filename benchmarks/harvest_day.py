@@ -100,8 +100,8 @@ def main() -> None:
     server = start_prefect(tmp / "prefect-home")
     try:
         from data_vent.flows import daily_harvest, run_flow
-        from data_vent.ooi.simulator import Simulator
         from data_vent.settings import Settings
+        from data_vent.simulator import Simulator
 
         write_configs(tmp / "configs", args.streams, args.interval)
         with Simulator(

@@ -29,9 +29,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from data_vent.assets.kinds import get_kind  # noqa: E402
 from data_vent.core.records import input_version_record  # noqa: E402
-from data_vent.ooi.simulator import Simulator  # noqa: E402
 from data_vent.run.workspace import Workspace  # noqa: E402
 from data_vent.settings import Settings  # noqa: E402
+from data_vent.simulator import Simulator  # noqa: E402
 from data_vent.state.models import Asset, Materialization  # noqa: E402
 from data_vent.state.observations import latest_observations  # noqa: E402
 

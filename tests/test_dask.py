@@ -14,7 +14,7 @@ import xarray as xr
 from sqlalchemy import select
 
 from data_vent.core.timeutil import to_ntp_seconds
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 from data_vent.state.db import get_engine
 from data_vent.state.models import Asset, Materialization
 from tests.test_deploy import prefect_api  # noqa: F401 - the real Prefect server fixture

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from data_vent.core.timeutil import utcnow
 from data_vent.flows import daily_harvest, run_flow
-from data_vent.ooi.simulator import Simulator
 from data_vent.run import runner
 from data_vent.settings import Settings
+from data_vent.simulator import Simulator
 from data_vent.state.db import get_engine
 from data_vent.state.models import Materialization
 from tests.polling import poll_until

@@ -14,7 +14,7 @@ import s3fs
 import xarray as xr
 from sqlalchemy import select
 
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 from data_vent.state.db import get_engine
 from data_vent.state.models import Asset, Materialization, RunReport
 from tests.store_fixtures import s3_bucket, s3_server  # noqa: F401 - fixtures

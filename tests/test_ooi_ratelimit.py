@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from data_vent.ooi.ratelimit import CallLimiter
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 from data_vent.state.db import get_engine
 from data_vent.state.slots import acquire_slot, release_slot, renew_slots, slots_in_use
 from tests.polling import poll_until
