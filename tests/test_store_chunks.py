@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from data_vent.store import StreamStore
-from data_vent.store.writer import DEFAULT_CHUNK_TARGET, MIN_CHUNK_BYTES, growth_rows
+from data_vent.store.chunks import DEFAULT_CHUNK_TARGET, MIN_CHUNK_BYTES, growth_rows
 from tests import store_fixtures as F
 
 

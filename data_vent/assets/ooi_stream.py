@@ -178,7 +178,7 @@ class OOIStreamKind(AssetKind):
     def _result(
         self, store, meta: dict, input_versions: dict | None = None
     ) -> MaterializeResult:
-        from data_vent.store.writer import data_version
+        from data_vent.store.outcome import data_version
 
         info = store.info()
         return MaterializeResult(

@@ -1,18 +1,15 @@
 """Stream stores: OOI NetCDF -> one Zarr v2 store per stream, crash-safe.
 
-``normalize`` (file -> store schema), ``rules`` (append rules), ``commit`` (commit protocol),
-``checks`` (post-write checks), ``writer`` (``StreamStore``, ``ingest_files``).
+``normalize`` (file -> store schema), ``rules`` (append rules), ``values`` (rows as stored),
+``chunks`` (chunk layout), ``commit`` (commit protocol), ``checks`` (post-write checks),
+``outcome`` (what a write reports), ``writer`` (``StreamStore``, ``ingest_files``).
 """
 
+from data_vent.store.chunks import DEFAULT_CHUNK_TARGET
 from data_vent.store.normalize import NormalizedFile, NormalizeReport, normalize_file
+from data_vent.store.outcome import StoreInfo, WriteOutcome
 from data_vent.store.rules import AppendConflict, CheckFailed, SchemaConflict, StoreError
-from data_vent.store.writer import (
-    DEFAULT_CHUNK_TARGET,
-    StoreInfo,
-    StreamStore,
-    WriteOutcome,
-    ingest_files,
-)
+from data_vent.store.writer import StreamStore, ingest_files
 
 __all__ = [
     "DEFAULT_CHUNK_TARGET",

@@ -115,17 +115,6 @@ def default_fill(dtype: np.dtype) -> Any:
     return dtype.type(netCDF4.default_fillvals[key])
 
 
-def same_fill(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is b
-    try:
-        if np.isnan(a) and np.isnan(b):
-            return True
-    except TypeError:
-        pass
-    return bool(a == b)
-
-
 # ------------------------------------------------------------------ schema
 def merge_schema(
     store: dict[str, VarSpec] | None,
@@ -238,23 +227,3 @@ def merge_schema(
             )
     plan.statics = statics
     return plan
-
-
-# ------------------------------------------------------------------ rows
-def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise equality with NaN == NaN; shapes (n, ...)."""
-    a, b = np.asarray(a), np.asarray(b)
-    eq = a == b
-    if a.dtype.kind == "f" or b.dtype.kind == "f":
-        eq |= np.isnan(a.astype("f8", copy=False)) & np.isnan(b.astype("f8", copy=False))
-    if eq.ndim > 1:
-        eq = eq.reshape(eq.shape[0], -1).all(axis=1)
-    return eq
-
-
-def pad_inner(data: np.ndarray, inner: tuple[int, ...], fill: Any) -> np.ndarray:
-    if data.shape[1:] == inner:
-        return data
-    out = np.full((data.shape[0], *inner), fill, dtype=data.dtype)
-    out[(slice(None), *(slice(0, s) for s in data.shape[1:]))] = data
-    return out

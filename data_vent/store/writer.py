@@ -1,15 +1,7 @@
 """Write normalised files into one stream store: new store, append, rebuild.
 
-Encoding: Zarr format 2, consolidated metadata, Blosc zstd + bit-shuffle; each time-dimensioned
-array is chunked along time (non time dimensions in one chunk); ``time`` float64 seconds since
-1900-01-01 with CF attributes.
-
-Chunk rule (``chunk_rows``): a time chunk holds ``min(chunk_target_bytes, max(cap, 1 MiB))``
-where ``cap`` = the first write's rows rounded up to a power of two x ``CHUNK_GROWTH`` (4). Big
-streams (whose first write is a long history) get ~``chunk_target_bytes`` (100 MB) chunks; a
-small stream gets small chunks, so its small daily appends do not re-encode a padded 100 MB
-tail chunk per variable. A rebuild sizes chunks again from all its rows; variables added later
-take the time chunk length.
+Encoding: Zarr format 2, consolidated metadata, ``time`` float64 seconds since 1900-01-01 with
+CF attributes; chunks and compression in ``chunks.py``.
 
 Memory: time is scanned and planned in blocks (``TimeScan``; a clean file -- every time valid
 and strictly increasing -- becomes one contiguous row range), data are moved one variable and
@@ -22,120 +14,39 @@ in ``commit.py``, the append rules in ``rules.py``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import uuid
 from collections.abc import Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numcodecs
 import numpy as np
 import zarr
 
 from data_vent.store import commit as cm
 from data_vent.store.checks import check_write
+from data_vent.store.chunks import (
+    COMPRESSOR,
+    DEFAULT_CHUNK_TARGET,
+    chunk_rows,
+    growth_rows,
+    pieces,
+)
 from data_vent.store.location import Location
 from data_vent.store.normalize import TIME, TIME_BLOCK, NormalizedFile, VarSpec
+from data_vent.store.outcome import StoreInfo, WriteOutcome, next_version
 from data_vent.store.rules import (
     AppendConflict,
     RuleRecord,
     SchemaPlan,
     StoreError,
     merge_schema,
-    pad_inner,
-    rows_equal,
-    same_fill,
 )
+from data_vent.store.values import prepared, rows_equal
 from data_vent.timeutil import from_ntp_seconds
-
-DEFAULT_CHUNK_TARGET = 100 * 1024 * 1024
-STRING_BYTES_ESTIMATE = 64
-COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)
-
-
-@dataclass
-class StoreInfo:
-    time_min: datetime | None
-    time_max: datetime | None
-    rows: int
-    variables: list[str]
-    version: str | None
-
-
-@dataclass
-class WriteOutcome:
-    mode: str
-    rows_added: int = 0
-    rows_total: int = 0
-    time_min: datetime | None = None
-    time_max: datetime | None = None
-    rules_applied: list[dict[str, Any]] = field(default_factory=list)
-    needs_rebuild: bool = False
-    rebuild_reason: str | None = None
-    version: str | None = None
-    committed: bool = False
-    files: list[str] = field(default_factory=list)
-    normalize_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def data_version(self) -> str | None:
-        return data_version(self.version, self.rows_total, self.time_max)
-
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for k in ("time_min", "time_max"):
-            out[k] = out[k].isoformat() if out[k] else None
-        out["data_version"] = self.data_version
-        return out
-
-
-def data_version(version: str | None, rows: int, time_max: datetime | None) -> str | None:
-    if version is None:
-        return None
-    text = f"{version}|{rows}|{time_max.isoformat() if time_max else '-'}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-CHUNK_GROWTH: int | None = 4
-"""Time chunks hold at most ``CHUNK_GROWTH`` x the first write's rows (rounded up to a power
-of two); None: size chunks by ``chunk_target_bytes`` only (the behaviour before)."""
-MIN_CHUNK_BYTES = 1 << 20
-"""...but never less than this (unless the target itself is smaller)."""
-
-
-def chunk_rows(spec: VarSpec, target_bytes: int, cap_rows: int | None = None) -> int:
-    """Time-chunk length of ``spec``: ``min(target, max(cap_rows, MIN_CHUNK_BYTES))``.
-
-    The target bytes per chunk (~100 MB) suits big streams, but zarr v2 writes the store's
-    last chunk at full (padded) size, so with 100 MB chunks every small daily append of a
-    small stream re-encodes ~100 MB per variable. ``cap_rows`` (see ``growth_rows``) sizes
-    chunks by the data actually seen instead, with a floor of ``MIN_CHUNK_BYTES``.
-    """
-    item = STRING_BYTES_ESTIMATE if spec.is_string else spec.dtype.itemsize
-    row = max(item * math.prod(spec.shape_inner), 1)
-    target = max(1, int(target_bytes // row))
-    if cap_rows is None:
-        return target
-    return min(target, max(int(cap_rows), MIN_CHUNK_BYTES // row, 1))
-
-
-def growth_rows(first_rows: int) -> int | None:
-    """Chunk-length cap of a new store (or a rebuild) whose first write holds ``first_rows``
-    rows: the next power of two times ``CHUNK_GROWTH``. A stream that outgrows it keeps its
-    chunk length until its next rebuild, which sizes chunks by its total rows again."""
-    if CHUNK_GROWTH is None:
-        return None
-    return (1 << max(int(first_rows) - 1, 0).bit_length()) * CHUNK_GROWTH
-
-
-def next_version(previous: str | None) -> str:
-    n = int(previous.split("-")[0]) + 1 if previous else 1
-    return f"{n:06d}-{uuid.uuid4().hex[:8]}"
 
 
 # ------------------------------------------------------------------ committed schema
@@ -496,22 +407,7 @@ class _Batch:
         return True
 
     def _prepared(self, nf: NormalizedFile, name: str, idx: np.ndarray | slice) -> np.ndarray:
-        """File rows as they will be stored: fill remapped, cast, padded."""
-        spec = self.plan.target[name]
-        src = nf.specs[name]
-        data = nf.read(name, idx)
-        if spec.is_string:
-            return data
-        if (
-            src.fill_value is not None
-            and spec.fill_value is not None
-            and not same_fill(src.fill_value, spec.fill_value)
-        ):
-            hit = data == src.fill_value
-            if hit.any():
-                data = np.where(hit, spec.fill_value, data).astype(data.dtype)
-        data = data.astype(spec.dtype, copy=False)
-        return pad_inner(data, spec.shape_inner, spec.fill_value)
+        return prepared(self.plan.target[name], nf, name, idx)
 
     def _compare_file_rows(self, nf, a: np.ndarray, b: np.ndarray, ts: np.ndarray) -> None:
         for name, spec in nf.specs.items():
@@ -555,7 +451,7 @@ class _Batch:
 
     def _fill_range(self, arr: zarr.Array, spec: VarSpec, g0: int, g1: int) -> None:
         c = arr.chunks[0]
-        for a, b in _pieces(g0, g1, c):
+        for a, b in pieces(g0, g1, c):
             fill = "" if spec.is_string else spec.fill_value
             dtype = object if spec.is_string else spec.dtype
             arr[a:b] = np.full((b - a, *spec.shape_inner), fill, dtype=dtype)
@@ -576,7 +472,7 @@ class _Batch:
                 continue
             if nf.specs[name].shape_inner != spec.shape_inner:
                 self.rules.append(RuleRecord("dimension_padded", name, n, nf.path.name))
-            for a, b in _pieces(g0, g1, arr.chunks[0]):
+            for a, b in pieces(g0, g1, arr.chunks[0]):
                 sel = keep[a - g0 : b - g0]
                 if isinstance(sel, range):
                     sel = slice(sel.start, sel.stop)
@@ -638,17 +534,6 @@ def _raw_time_valid(nf: NormalizedFile, fill: float) -> np.ndarray:
 
 def _first_time(nf: NormalizedFile) -> float:
     return nf.time_scan().first
-
-
-def _pieces(g0: int, g1: int, c: int) -> list[tuple[int, int]]:
-    """Split [g0, g1) at multiples of the chunk length ``c``."""
-    out = []
-    a = g0
-    while a < g1:
-        b = min(g1, (a // c + 1) * c)
-        out.append((a, b))
-        a = b
-    return out
 
 
 def _aggregate(rules: list[RuleRecord]) -> list[dict[str, Any]]:
