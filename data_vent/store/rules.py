@@ -3,22 +3,24 @@
 Each applied rule is one ``RuleRecord`` (rule name, variable, count, file, detail) returned in
 the ``WriteOutcome`` so the materialization can store it.
 
-Rows (per file, files taken in order of their first time):
+Rows (planned in ``rows.py`` before anything is written; the files of one write are merged
+by time whatever the order they were given in):
 
 * ``invalid_time_dropped``: rows whose time is NaN or the time ``_FillValue``: a dimension
   coordinate has no missing values.
 * ``sorted_within_file``: a file whose times are not non-decreasing is stably sorted (count =
-  rows that moved). Only rows of one file are reordered, never rows already in the store.
+  rows that moved). Only rows of the files being written are reordered, never stored rows.
 * ``duplicate_in_file_dropped``: equal times inside one file whose rows are identical (all
   variables, NaN equal to NaN) keep the first; different rows at one time raise
-  ``AppendConflict`` naming the variable.
-* ``overlap_identical_dropped``: rows at or before the store's last time that match a stored
-  row (same time, identical values on the variables both have) are trimmed; this also makes a
-  re-run of the same append a no-op. A different row at a stored time raises
-  ``AppendConflict``.
+  ``AppendConflict`` naming the file, the variable and the time.
+* ``overlap_identical_dropped``: a row whose time another file of the write, or the store,
+  already holds with identical values (on the variables both have) is dropped (detail: the
+  file kept); this also makes a re-run of the same append a no-op. Different values at one
+  time are never resolved silently: ``AppendConflict`` names the two files (or the file and
+  the store), the variable and the first differing time.
 * ``older_than_store_end``: rows before the store's last time whose time is not in the store
-  cannot be appended without reordering: the outcome is ``needs_rebuild`` and nothing is
-  written.
+  cannot be appended without reordering: the outcome is ``needs_rebuild`` (a rebuild from
+  every file merges them) and nothing is written.
 
 Schema (``merge_schema``, store schema vs. each file):
 

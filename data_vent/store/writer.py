@@ -36,8 +36,16 @@ from data_vent.store.chunks import (
     pieces,
 )
 from data_vent.store.location import Location
-from data_vent.store.normalize import TIME, TIME_BLOCK, NormalizedFile, VarSpec
+from data_vent.store.normalize import TIME, NormalizedFile, VarSpec
 from data_vent.store.outcome import StoreInfo, WriteOutcome, next_version
+from data_vent.store.rows import (
+    Rows,
+    Selection,
+    file_rows,
+    merge_files,
+    split_at,
+    stored_times_from,
+)
 from data_vent.store.rules import (
     AppendConflict,
     RuleRecord,
@@ -168,7 +176,12 @@ class StreamStore:
 
 
 class _Batch:
-    """One append (or the build of a rebuild) = one commit."""
+    """One append (or the build of a rebuild) = one commit.
+
+    Rows are planned (``rows.py``) and checked against the store before anything is written:
+    a write that needs a rebuild, or that conflicts, leaves no trace. Then, under the journal:
+    new arrays, values of new variables for overlap rows, the rows, metadata, checks, commit.
+    """
 
     def __init__(
         self,
@@ -191,53 +204,191 @@ class _Batch:
         self.outcome = WriteOutcome(mode=mode, files=[str(nf.path) for nf in files])
         for nf in files:
             self.outcome.normalize_reports[nf.path.name] = nf.report.to_json()
-        # files in order of their first valid time
+        # files in order of their first valid time: later files' metadata wins
         self.files = sorted(files, key=_first_time)
         self.rows = self.base_rows
+        self.backfills: list[tuple[str, NormalizedFile, Selection, np.ndarray]] = []
 
     # ------------------------------------------------------------ main
     def run(self) -> WriteOutcome:
-        out = self.outcome
         if not self.files:
             return self._finish_nochange()
-        store_group = None
+        group = None
         if self.zmeta is not None:
-            store_group = zarr.open_group(
+            group = zarr.open_group(
                 self.loc.zarr_store(), mode="r+", zarr_format=2, use_consolidated=False
             )
         plan = merge_schema(
             self.prev_schema,
             self.files,
-            (lambda n: np.asarray(store_group[n][...])) if store_group is not None else None,
+            (lambda n: np.asarray(group[n][...])) if group is not None else None,
         )
         self.rules += plan.rules
         if plan.rebuild_reasons:
             return self._needs_rebuild("; ".join(plan.rebuild_reasons))
         self.plan = plan
+        segments = self._plan_rows()
+        if group is not None and self.base_rows:
+            segments = self._against_store(group, segments)
+            if segments is None:
+                return self._needs_rebuild(self.outcome.rebuild_reason or "")
+        if not any(len(seg) for seg in segments):
+            return self._finish_nochange()
         cm.write_journal(self.loc, {"op": "append", "base_rows": self.base_rows})
         try:
             with zarr.config.set({"array.write_empty_chunks": True}):
-                if store_group is None:
-                    store_group = zarr.open_group(
-                        self.loc.zarr_store(), mode="a", zarr_format=2
-                    )
-                self.group = store_group
+                if group is None:
+                    group = zarr.open_group(self.loc.zarr_store(), mode="a", zarr_format=2)
+                self.group = group
                 self._create_arrays(plan)
-                for nf in self.files:
-                    keep = self._plan_rows(nf)
-                    if keep is None:
-                        self.store.repair()
-                        return self._needs_rebuild(out.rebuild_reason or "")
-                    self._write_rows(nf, keep)
-                if self.rows == self.base_rows:
-                    self.store.repair()
-                    return self._finish_nochange()
+                self._backfill()
+                for seg in segments:
+                    self._write_rows(seg)
                 self._set_fills(plan)
                 self._commit()
         except BaseException:
             self.store.repair()
             raise
+        return self.outcome
+
+    # ------------------------------------------------------------ rows
+    def _plan_rows(self) -> list[Rows]:
+        """Every file's rows, files merged by time where their spans overlap."""
+        segments = []
+        for nf in self.files:
+            seg = file_rows(nf, self._compare_files, self.rules)
+            if seg is not None:
+                segments.append(seg)
+        return merge_files(segments, self._compare_files, self.rules)
+
+    def _against_store(self, group: zarr.Group, segments: list[Rows]) -> list[Rows] | None:
+        """Rows at or before the store end must be stored rows, identical: they are dropped
+        (``overlap_identical_dropped``). None: some are not in the store (rebuild)."""
+        _, t_end = _time_bounds(group, self.base_rows)
+        out = []
+        for seg in segments:
+            old, new = split_at(seg, t_end)
+            if len(old) and not self._overlap_ok(group, old, t_end):
+                return None
+            if len(new):
+                out.append(new)
         return out
+
+    def _overlap_ok(self, group: zarr.Group, old: Rows, t_end: float) -> bool:
+        ot = old.read_times()
+        start, stored = stored_times_from(group[TIME], self.base_rows, float(ot[0]))
+        pos = np.searchsorted(stored, ot)
+        pos_c = np.minimum(pos, max(stored.size - 1, 0))
+        matched = (
+            (pos < stored.size) & (stored[pos_c] == ot)
+            if stored.size
+            else np.zeros(ot.size, bool)
+        )
+        if not matched.all():
+            names = []
+            for nf, m, _ in old.parts():
+                bad = ~matched if m is None else ~matched & m
+                if bad.any():
+                    names.append(nf.path.name)
+                    first = _dt(float(ot[bad][0]))
+                    self.rules.append(
+                        RuleRecord(
+                            "older_than_store_end",
+                            TIME,
+                            int(bad.sum()),
+                            nf.path.name,
+                            f"first at {first}",
+                        )
+                    )
+            self.outcome.rebuild_reason = (
+                f"{int((~matched).sum())} rows of {', '.join(names)} fall before the store "
+                f"end ({_dt(t_end)}) at times not in the store "
+                f"(first {_dt(float(ot[~matched][0]))})"
+            )
+            return False
+        for nf, m, frows in old.parts():
+            sidx = start + (pos if m is None else pos[m])
+            self._compare_store_rows(group, nf, frows, sidx, ot if m is None else ot[m])
+            self.rules.append(
+                RuleRecord("overlap_identical_dropped", TIME, int(sidx.size), nf.path.name)
+            )
+        return True
+
+    # ------------------------------------------------------------ comparing rows
+    def _prepared(self, nf: NormalizedFile, name: str, idx: Selection) -> np.ndarray:
+        return prepared(self.plan.target[name], nf, name, idx)
+
+    def _compare_files(
+        self, a: NormalizedFile, ra: np.ndarray, b: NormalizedFile, rb: np.ndarray, ts
+    ) -> None:
+        """Rows ``ra`` of ``a`` and ``rb`` of ``b`` (same times ``ts``) must be identical on
+        the variables both files have, else ``AppendConflict`` (the first differing time)."""
+        names = [n for n, s in a.specs.items() if s.timed and n != TIME and n in b.specs]
+        for lo in range(0, len(ra), COMPARE_BLOCK):
+            sl = slice(lo, lo + COMPARE_BLOCK)
+            hit = _first_difference(
+                (
+                    (n, self._prepared(a, n, ra[sl]), self._prepared(b, n, rb[sl]))
+                    for n in names
+                ),
+                ts[sl],
+            )
+            if hit is None:
+                continue
+            t, name = hit
+            if a is b:
+                raise AppendConflict(
+                    f"{a.path.name}: two rows at time {_dt(t)} differ in {name}; "
+                    "fix the file or leave it out"
+                )
+            raise AppendConflict(
+                f"{a.path.name} and {b.path.name} hold different rows for the same time: "
+                f"first at {_dt(t)} in {name}; leave one of them out"
+            )
+
+    def _compare_store_rows(
+        self, group: zarr.Group, nf: NormalizedFile, frows: Selection, sidx: np.ndarray, ts
+    ) -> None:
+        """Overlap rows must equal the stored ones; arrays new in this batch take them.
+
+        A variable that first appears in this batch (``new_variable``) has no committed
+        values: its stored rows are fill, so the overlap rows' values are written into the
+        (uncommitted) new array instead of being compared (rule ``new_variable_backfilled``).
+        """
+        fidx = np.arange(frows.start, frows.stop) if isinstance(frows, slice) else frows
+        names = []
+        for name, spec in nf.specs.items():
+            if not spec.timed or name == TIME or name not in self.plan.target:
+                continue
+            if name in self.plan.new_arrays:
+                self.backfills.append((name, nf, fidx, sidx))
+                self.rules.append(
+                    RuleRecord("new_variable_backfilled", name, int(sidx.size), nf.path.name)
+                )
+            elif name in group:
+                names.append(name)
+        for lo in range(0, sidx.size, COMPARE_BLOCK):
+            s = sidx[lo : lo + COMPARE_BLOCK]
+            f = fidx[lo : lo + COMPARE_BLOCK]
+            a, b = int(s[0]), int(s[-1]) + 1
+
+            def stored(name: str, a: int = a, b: int = b, s: np.ndarray = s) -> np.ndarray:
+                vals = np.asarray(group[name][a:b])[s - a]
+                return vals.astype(object) if self.plan.target[name].is_string else vals
+
+            hit = _first_difference(
+                ((n, self._prepared(nf, n, f), stored(n)) for n in names),
+                ts[lo : lo + COMPARE_BLOCK],
+            )
+            if hit is not None:
+                raise AppendConflict(
+                    f"{nf.path.name}: row at time {_dt(hit[0])} differs from the stored row "
+                    f"in {hit[1]}; the source was reprocessed: rebuild"
+                )
+
+    def _backfill(self) -> None:
+        for name, nf, fidx, sidx in self.backfills:
+            self.group[name].set_orthogonal_selection((sidx,), self._prepared(nf, name, fidx))
 
     # ------------------------------------------------------------ schema
     def _chunk_cap(self) -> int | None:
@@ -290,193 +441,50 @@ class _Batch:
             )
             self.loc.write_atomic(f"{name}/.zarray", json.dumps(za, indent=4).encode())
 
-    # ------------------------------------------------------------ rows
-    def _existing_times_from(self, tmin: float) -> tuple[int, np.ndarray]:
-        """Stored times >= ``tmin``: walk time chunks back from the end."""
-        if self.rows == 0:
-            return 0, np.empty(0)
-        arr = self.group[TIME]
-        c = arr.chunks[0]
-        end = self.rows
-        parts = []
-        start = end
-        while start > 0:
-            s = ((start - 1) // c) * c
-            vals = np.asarray(arr[s:start])
-            parts.append(vals)
-            start = s
-            if vals[0] < tmin:
-                break
-        vals = np.concatenate(parts[::-1])
-        cut = int(np.searchsorted(vals, tmin, side="left"))
-        return start + cut, vals[cut:]
-
-    def _plan_rows(self, nf: NormalizedFile) -> np.ndarray | range | None:
-        """File rows to append, in order; None when a rebuild is needed.
-
-        A clean file (every time valid, strictly increasing: the usual case) gives a
-        ``range`` (rows after the part already in the store) and is read in blocks, so
-        memory does not grow with the file; any other file is planned on index arrays.
-        """
-        sc = nf.time_scan()
-        if sc.clean:
-            k = 0
-            if self.rows and sc.rows:
-                _, t_end = _time_bounds(self.group, self.rows)
-                if sc.first <= t_end:
-                    k = self._rows_up_to(nf, t_end)
-                    idx = np.arange(k)
-                    if not self._overlap_ok(nf, idx, nf.read(TIME, slice(0, k)), t_end):
-                        return None
-            return range(k, nf.rows)
-        return self._plan_rows_indexed(nf)
+    # ------------------------------------------------------------ writing rows
+    def _fill_range(self, arr: zarr.Array, spec: VarSpec, g0: int, g1: int) -> None:
+        for a, b in pieces(g0, g1, arr.chunks[0]):
+            arr[a:b] = self._absent(spec, b - a)
 
     @staticmethod
-    def _rows_up_to(nf: NormalizedFile, t_end: float) -> int:
-        """Rows of a clean (sorted) file with time <= ``t_end``, read block by block."""
-        k = 0
-        for a in range(0, nf.rows, TIME_BLOCK):
-            t, _ = nf.time_block(a, min(nf.rows, a + TIME_BLOCK))
-            n = int(np.searchsorted(t, t_end, side="right"))
-            k += n
-            if n < t.size:
-                break
-        return k
+    def _absent(spec: VarSpec, n: int) -> np.ndarray:
+        fill = "" if spec.is_string else spec.fill_value
+        dtype = object if spec.is_string else spec.dtype
+        return np.full((n, *spec.shape_inner), fill, dtype=dtype)
 
-    def _plan_rows_indexed(self, nf: NormalizedFile) -> np.ndarray | None:
-        name = nf.path.name
-        t = nf.time()
-        valid = ~np.isnan(t)
-        tf = nf.time_fill()
-        if tf is not None and not np.isnan(tf):
-            valid &= _raw_time_valid(nf, tf)
-        idx = np.nonzero(valid)[0]
-        if idx.size < t.size:
-            self.rules.append(
-                RuleRecord("invalid_time_dropped", TIME, int(t.size - idx.size), name)
-            )
-        ts = t[idx]
-        if ts.size > 1 and np.any(np.diff(ts) < 0):
-            order = np.argsort(ts, kind="stable")
-            moved = int(np.count_nonzero(order != np.arange(order.size)))
-            idx, ts = idx[order], ts[order]
-            self.rules.append(RuleRecord("sorted_within_file", TIME, moved, name))
-        dup = np.nonzero(np.diff(ts) == 0)[0] + 1 if ts.size > 1 else np.empty(0, int)
-        if dup.size:
-            self._compare_file_rows(nf, idx[dup], idx[dup - 1], ts[dup])
-            mask = np.ones(ts.size, bool)
-            mask[dup] = False
-            idx, ts = idx[mask], ts[mask]
-            self.rules.append(
-                RuleRecord("duplicate_in_file_dropped", TIME, int(dup.size), name)
-            )
-        if self.rows and ts.size:
-            _, t_end = _time_bounds(self.group, self.rows)
-            old = ts <= t_end
-            if old.any():
-                if not self._overlap_ok(nf, idx[old], ts[old], t_end):
-                    return None
-                idx = idx[~old]
-        return idx
+    def _values(self, name: str, spec: VarSpec, rows: Rows) -> np.ndarray:
+        """Rows of ``name`` as stored, gathered from the file(s) they come from."""
+        parts = list(rows.parts())
+        if len(parts) == 1:
+            nf, _, sel = parts[0]
+            if name not in nf.specs:
+                return self._absent(spec, len(rows))
+            return self._prepared(nf, name, sel)
+        dtype = object if spec.is_string else spec.dtype
+        out = np.empty((len(rows), *spec.shape_inner), dtype=dtype)
+        for nf, m, sel in parts:
+            if name in nf.specs:
+                out[m] = self._prepared(nf, name, sel)
+            else:
+                out[m] = self._absent(spec, int(m.sum()))
+        return out
 
-    def _overlap_ok(self, nf: NormalizedFile, fidx: np.ndarray, ot: np.ndarray, t_end) -> bool:
-        """File rows ``fidx`` (times ``ot`` <= the store end) must be rows already stored,
-        identical: they are dropped (``overlap_identical_dropped``). False: rebuild."""
-        name = nf.path.name
-        start, stored = self._existing_times_from(float(ot[0]))
-        pos = np.searchsorted(stored, ot)
-        pos_c = np.minimum(pos, max(stored.size - 1, 0))
-        matched = (
-            (pos < stored.size) & (stored[pos_c] == ot)
-            if stored.size
-            else np.zeros(ot.size, bool)
-        )
-        if not matched.all():
-            n_bad = int((~matched).sum())
-            first = _dt(float(ot[~matched][0]))
-            self.rules.append(
-                RuleRecord("older_than_store_end", TIME, n_bad, name, f"first at {first}")
-            )
-            self.outcome.rebuild_reason = (
-                f"{n_bad} rows of {name} fall before the store end "
-                f"({_dt(t_end)}) at times not in the store (first {first})"
-            )
-            return False
-        self._compare_store_rows(nf, fidx, start + pos, ot)
-        self.rules.append(RuleRecord("overlap_identical_dropped", TIME, int(fidx.size), name))
-        return True
-
-    def _prepared(self, nf: NormalizedFile, name: str, idx: np.ndarray | slice) -> np.ndarray:
-        return prepared(self.plan.target[name], nf, name, idx)
-
-    def _compare_file_rows(self, nf, a: np.ndarray, b: np.ndarray, ts: np.ndarray) -> None:
-        for name, spec in nf.specs.items():
-            if not spec.timed:
-                continue
-            eq = rows_equal(self._prepared(nf, name, a), self._prepared(nf, name, b))
-            if not eq.all():
-                raise AppendConflict(
-                    f"{nf.path.name}: two rows at time {_dt(float(ts[~eq][0]))} differ in "
-                    f"{name}; fix the file or rebuild"
-                )
-
-    def _compare_store_rows(self, nf, fidx: np.ndarray, sidx: np.ndarray, ts) -> None:
-        """Overlap rows must equal the stored ones; arrays new in this batch take them.
-
-        A variable that first appears in this batch (``new_variable``) has no committed
-        values: its stored rows are fill, so the overlap rows' values are written into the
-        (uncommitted) new array instead of being compared (rule ``new_variable_backfilled``).
-        """
-        lo, hi = int(sidx.min()), int(sidx.max()) + 1
-        for name, spec in nf.specs.items():
-            if not spec.timed or name not in self.group:
-                continue
-            if name in self.plan.new_arrays:
-                self.group[name].set_orthogonal_selection(
-                    (sidx,), self._prepared(nf, name, fidx)
-                )
-                self.rules.append(
-                    RuleRecord("new_variable_backfilled", name, int(sidx.size), nf.path.name)
-                )
-                continue
-            stored = np.asarray(self.group[name][lo:hi])[sidx - lo]
-            if self.plan.target[name].is_string:
-                stored = stored.astype(object)
-            eq = rows_equal(self._prepared(nf, name, fidx), stored)
-            if not eq.all():
-                raise AppendConflict(
-                    f"{nf.path.name}: row at time {_dt(float(ts[~eq][0]))} differs from the "
-                    f"stored row in {name}; the source was reprocessed: rebuild"
-                )
-
-    def _fill_range(self, arr: zarr.Array, spec: VarSpec, g0: int, g1: int) -> None:
-        c = arr.chunks[0]
-        for a, b in pieces(g0, g1, c):
-            fill = "" if spec.is_string else spec.fill_value
-            dtype = object if spec.is_string else spec.dtype
-            arr[a:b] = np.full((b - a, *spec.shape_inner), fill, dtype=dtype)
-
-    def _write_rows(self, nf: NormalizedFile, keep: np.ndarray | range) -> None:
-        n = len(keep)
-        if n == 0:
-            return
+    def _write_rows(self, seg: Rows) -> None:
+        n = len(seg)
         g0, g1 = self.rows, self.rows + n
+        counts = list(seg.count_by_file())
         for name, spec in self.plan.target.items():
             if not spec.timed:
                 continue
             arr = self.group[name]
             arr.resize((g1, *spec.shape_inner))
-            if name not in nf.specs:
-                self._fill_range(arr, spec, g0, g1)
-                self.rules.append(RuleRecord("missing_variable", name, n, nf.path.name))
-                continue
-            if nf.specs[name].shape_inner != spec.shape_inner:
-                self.rules.append(RuleRecord("dimension_padded", name, n, nf.path.name))
+            for nf, k in counts:
+                if name not in nf.specs:
+                    self.rules.append(RuleRecord("missing_variable", name, k, nf.path.name))
+                elif nf.specs[name].shape_inner != spec.shape_inner:
+                    self.rules.append(RuleRecord("dimension_padded", name, k, nf.path.name))
             for a, b in pieces(g0, g1, arr.chunks[0]):
-                sel = keep[a - g0 : b - g0]
-                if isinstance(sel, range):
-                    sel = slice(sel.start, sel.stop)
-                arr[a:b] = self._prepared(nf, name, sel)
+                arr[a:b] = self._values(name, spec, seg.take(a - g0, b - g0))
         self.rows = g1
 
     # ------------------------------------------------------------ commit
@@ -527,9 +535,22 @@ class _Batch:
         return out
 
 
-def _raw_time_valid(nf: NormalizedFile, fill: float) -> np.ndarray:
-    raw = np.asarray(nf.ds.variables[TIME].values)
-    return raw != fill
+COMPARE_BLOCK = 1 << 20
+"""Rows compared at once (per variable): memory stays flat for a big overlap."""
+
+
+def _first_difference(
+    pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], ts: np.ndarray
+) -> tuple[float, str] | None:
+    """``(time, variable)`` of the earliest row where some pair of values differs."""
+    hit: tuple[float, str] | None = None
+    for name, a, b in pairs:
+        eq = rows_equal(a, b)
+        if not eq.all():
+            t = float(ts[~eq][0])
+            if hit is None or t < hit[0]:
+                hit = (t, name)
+    return hit
 
 
 def _first_time(nf: NormalizedFile) -> float:
