@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from data_vent.store import StreamStore
+from data_vent.ncio import load_dataset, save_dataset
+from data_vent.store import AppendConflict, StreamStore
+from data_vent.timeutil import from_ntp_seconds
 
 try:
     from tests import store_fixtures as F
@@ -90,6 +92,54 @@ def test_overlapping_files_identical_rows_dropped_once(tmp_path, whole):
     xr.testing.assert_identical(load(url), whole)
 
 
+# ------------------------------------------------------------------ conflicting overlaps
+@pytest.fixture
+def conflicting(tmp_path) -> tuple[Path, Path, str]:
+    """Rows 0-3999 with two values changed inside the overlap, rows 3000-end unchanged,
+    and the time of the first changed row (pressure at row 3300; profiler_timestamp, which
+    the files list first, changes later at row 3600)."""
+    ds = load_dataset(F.CTDPFJ, decode_cf=False).isel(obs=slice(0, 4000))
+    ds["pressure"].values[3300] += 1
+    ds["profiler_timestamp"].values[3600] += 1
+    a = save_dataset(ds, tmp_path / "rows_0-3999_changed.nc")
+    b = F.subset(F.CTDPFJ, tmp_path / "rows_3000-end.nc", slice(3000, ROWS))
+    return a, b, str(from_ntp_seconds(float(ds["time"].values[3300])))
+
+
+def test_conflicting_overlap_in_one_call_is_refused(tmp_path, conflicting):
+    a, b, when = conflicting
+    url = str(tmp_path / "s")
+    store = StreamStore(url, chunk_target_bytes=1 << 12)
+    with pytest.raises(AppendConflict) as err:
+        store.append_files([b, a])
+    msg = str(err.value)
+    assert f"{a.name} and {b.name}" in msg and "pressure" in msg and when in msg
+    assert "\n" not in msg and err.value.exit_code == 2
+    assert not store.exists() and not any(Path(url).rglob("*/.zarray"))
+
+
+def test_conflicting_overlap_in_a_rebuild_is_refused(tmp_path, conflicting, whole):
+    a, b, when = conflicting
+    url = str(tmp_path / "s")
+    store = StreamStore(url, chunk_target_bytes=1 << 12)
+    store.append_files([F.CTDPFJ])
+    before = store.info()
+    with pytest.raises(AppendConflict, match=f"{a.name} and {b.name}.*{when} in pressure"):
+        store.rebuild_from_files([a, b])
+    assert store.info() == before and not any("staging" in p.name for p in tmp_path.iterdir())
+    xr.testing.assert_identical(load(url), whole)
+
+
+def test_conflicting_overlap_across_calls_is_refused(tmp_path, conflicting):
+    a, b, when = conflicting
+    store = StreamStore(str(tmp_path / "s"), chunk_target_bytes=1 << 12)
+    store.append_files([a])
+    before = store.info()
+    with pytest.raises(AppendConflict, match=f"{b.name}: .*{when} .*stored row in pressure"):
+        store.append_files([b])
+    assert store.info() == before
+
+
 # ------------------------------------------------------------------ the ingest command
 def cli(*args: str, capsys) -> tuple[int, str]:
     """``data-vent ARGS`` in this process through the real entry point: (exit code, stderr)."""
@@ -132,3 +182,13 @@ def test_ingest_interleaved_files(isolated_env, ctd_config, even_odd, whole, cap
     assert cli("ingest", TABLE, even, odd, "--rebuild", capsys=capsys)[0] == 0
     xr.testing.assert_identical(load(store), whole)
     assert np.all(np.diff(load(store)["time"].values) > 0)
+
+
+def test_ingest_conflicting_files_exit_2(isolated_env, ctd_config, conflicting, capsys):
+    a, b, when = conflicting
+    code, err = cli("ingest", TABLE, str(a), str(b), "--rebuild", capsys=capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err
+    assert a.name in lines[0] and b.name in lines[0] and "pressure" in lines[0]
+    assert when in lines[0]
+    assert not (isolated_env / "stores" / TABLE / ".zmetadata").exists()

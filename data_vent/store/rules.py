@@ -59,7 +59,10 @@ class StoreError(DataVentError):
 
 
 class AppendConflict(StoreError):
-    """The same time holds different values in the store and in a file."""
+    """The same time holds different values in two files, or in the store and a file: the
+    files given are what must change (leave one out, or rebuild from the new ones)."""
+
+    exit_code = 2
 
 
 class SchemaConflict(StoreError):
