@@ -566,6 +566,7 @@ def ingest(
         ws.settings.storage_options(),
         mode="rebuild" if rebuild else "append",
         chunk_target_bytes=ws.settings.chunk_target_bytes,
+        table=asset,
     )
     if outcome.needs_rebuild:
         raise BadInput(

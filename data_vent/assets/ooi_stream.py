@@ -65,6 +65,7 @@ class OOIStreamKind(AssetKind):
             f"{settings.resolved_storage()}/{key}",
             settings.storage_options(),
             settings.chunk_target_bytes,
+            table=key,
         )
 
     def exists(self, spec, settings) -> bool:

@@ -65,6 +65,12 @@ class AppendConflict(StoreError):
     exit_code = 2
 
 
+class WrongStream(StoreError):
+    """A file of another stream (refdes, method or stream) than the store's: bad input."""
+
+    exit_code = 2
+
+
 class SchemaConflict(StoreError):
     """A variable changes in a way no exact conversion covers."""
 

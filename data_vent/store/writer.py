@@ -35,6 +35,7 @@ from data_vent.store.chunks import (
     growth_rows,
     pieces,
 )
+from data_vent.store.identity import check_stream, split_table
 from data_vent.store.location import Location
 from data_vent.store.normalize import TIME, NormalizedFile, VarSpec
 from data_vent.store.outcome import StoreInfo, WriteOutcome, next_version
@@ -103,11 +104,17 @@ class StreamStore:
         url: str,
         storage_options: dict[str, Any] | None = None,
         chunk_target_bytes: int = DEFAULT_CHUNK_TARGET,
+        table: str | None = None,
     ):
+        """``table``: the OOI table name (asset key) the store holds; files that say they
+        hold another stream are refused (``WrongStream``). None: files are not checked."""
         self.url = str(url)
         self.storage_options = dict(storage_options or {})
         self.chunk_target_bytes = int(chunk_target_bytes)
         self.loc = Location(self.url, self.storage_options)
+        if table is not None:
+            split_table(table)  # a malformed key fails here, not at the first file
+        self.table = table
 
     # ---------------------------------------------------------------- reading
     def exists(self) -> bool:
@@ -149,7 +156,9 @@ class StreamStore:
             self.loc, {"op": "rebuild", "state": "staging", "staging": staging.url}
         )
         try:
-            sub = StreamStore(staging.url, self.storage_options, self.chunk_target_bytes)
+            sub = StreamStore(
+                staging.url, self.storage_options, self.chunk_target_bytes, self.table
+            )
             outcome = sub._write(list(paths), mode="rebuild", base_version=prev_version)
             if outcome.needs_rebuild or not outcome.committed:
                 raise StoreError(
@@ -172,7 +181,15 @@ class StreamStore:
         self.repair()
         with ExitStack() as opened:  # a bad third file still closes the first two
             files = [opened.enter_context(NormalizedFile(p)) for p in paths]
-            return _Batch(self, files, mode, base_version).run()
+            unidentified = []
+            if self.table is not None:
+                unidentified = [nf for nf in files if not check_stream(nf, self.table)]
+            batch = _Batch(self, files, mode, base_version)
+            batch.rules += [
+                RuleRecord("stream_unidentified", file=nf.path.name, detail=self.table)
+                for nf in unidentified
+            ]
+            return batch.run()
 
 
 class _Batch:
@@ -567,9 +584,11 @@ def ingest_files(
     storage_options: dict[str, Any] | None = None,
     mode: str = "append",
     chunk_target_bytes: int = DEFAULT_CHUNK_TARGET,
+    table: str | None = None,
 ) -> WriteOutcome:
-    """CLI entry (``data-vent ingest``): append ``paths``, or rebuild from them."""
-    store = StreamStore(url, storage_options, chunk_target_bytes)
+    """CLI entry (``data-vent ingest``): append ``paths``, or rebuild from them; files of
+    another stream than ``table`` are refused."""
+    store = StreamStore(url, storage_options, chunk_target_bytes, table)
     if mode == "append":
         return store.append_files(paths)
     if mode == "rebuild":
