@@ -33,6 +33,10 @@ Schema (``merge_schema``, store schema vs. each file):
   is the exact common type. Appending a file that would widen a committed variable gives
   ``needs_rebuild`` naming the variable; no exact common type (int64 and float, str and number)
   raises ``SchemaConflict``.
+* ``attribute_added``, ``attribute_changed``, ``units_changed``: variable attributes follow
+  the newest file (files in time order, the store's before them): keys it adds are added,
+  values it changes are taken, keys it lacks are kept. ``units_changed`` flags a change (or
+  the first appearance) of ``units``: rows stored before may be in other units.
 * ``fill_value_remapped``: the file's ``_FillValue`` differs from the store's: fill values are
   rewritten to the store's.
 * ``dimension_padded``: a non-time dimension smaller than the store's (OPTAA ``wavelength``)
@@ -98,6 +102,7 @@ class SchemaPlan:
     rebuild_reasons: list[str] = field(default_factory=list)
     new_arrays: list[str] = field(default_factory=list)
     changed_fill: list[str] = field(default_factory=list)
+    changed_attrs: list[str] = field(default_factory=list)  # committed arrays only
     statics: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -124,6 +129,38 @@ def default_fill(dtype: np.dtype) -> Any:
         return False
     key = f"{dtype.kind}{dtype.itemsize}"
     return dtype.type(netCDF4.default_fillvals[key])
+
+
+# ------------------------------------------------------------------ attributes
+ATTR_DETAIL_CHARS = 80
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= ATTR_DETAIL_CHARS else text[: ATTR_DETAIL_CHARS - 1] + "…"
+
+
+def merge_attrs(
+    old: dict[str, Any], new: dict[str, Any], name: str, fname: str, rules: list[RuleRecord]
+) -> dict[str, Any]:
+    """A variable's attributes after a newer file: its new keys added, its changed values
+    taken (a key it lacks is kept). Each change is a rule: ``units_changed`` for ``units``
+    (also when units first appear: the stored rows had none), else ``attribute_added`` or
+    ``attribute_changed``."""
+    out = dict(old)
+    for key, value in new.items():
+        if key in old and old[key] == value:
+            continue
+        if key == "units":
+            rule = "units_changed"
+            detail = f"{_short(old.get(key))} -> {_short(value)}"
+        elif key in old:
+            rule, detail = "attribute_changed", f"{key}: {_short(old[key])} -> {_short(value)}"
+        else:
+            rule, detail = "attribute_added", f"{key}={_short(value)}"
+        rules.append(RuleRecord(rule, name, file=fname, detail=detail))
+        out[key] = value
+    return out
 
 
 # ------------------------------------------------------------------ schema
@@ -154,6 +191,12 @@ def merge_schema(
                 raise SchemaConflict(
                     f"variable {name}: dims {spec.dims} in {fname}, {cur.dims}"
                 )
+            attrs = merge_attrs(cur.attrs, spec.attrs, name, fname, plan.rules)
+            if attrs != cur.attrs:
+                cur = replace(cur, attrs=attrs)
+                plan.target[name] = cur
+                if name in frozen and name not in plan.changed_attrs:
+                    plan.changed_attrs.append(name)
             dtype = cur.dtype
             if spec.dtype != cur.dtype:
                 common = exact_common_dtype(cur.dtype, spec.dtype)

@@ -262,6 +262,7 @@ class _Batch:
                 for seg in segments:
                     self._write_rows(seg)
                 self._set_fills(plan)
+                self._set_attrs(plan)
                 self._commit()
         except BaseException:
             self.store.repair()
@@ -445,6 +446,13 @@ class _Batch:
             elif self.base_rows:
                 self._fill_range(arr, spec, 0, self.base_rows)
                 self.rules.append(RuleRecord("new_variable_filled", name, self.base_rows))
+
+    def _set_attrs(self, plan: SchemaPlan) -> None:
+        """Attributes of committed arrays that a newer file changed (``attribute_*``)."""
+        for name in plan.changed_attrs:
+            spec = plan.target[name]
+            attrs = {"_ARRAY_DIMENSIONS": list(spec.dims), **spec.attrs}
+            self.loc.write_atomic(f"{name}/.zattrs", json.dumps(attrs, indent=4).encode())
 
     def _set_fills(self, plan: SchemaPlan) -> None:
         """Record fill values assigned to committed arrays (``fill_value_assigned``)."""
