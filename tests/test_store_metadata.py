@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import xarray as xr
 
+from data_vent.ncio import load_dataset, save_dataset
 from data_vent.store import StreamStore
 
 try:
@@ -85,3 +87,63 @@ def test_rebuild_takes_the_newest_file_attributes_whatever_the_order(tmp_path):
     assert units["int_ctd_pressure"][0]["detail"] == "None -> 'dbar'"
     changes = [r for r in out.rules_applied if r["rule"].startswith(("attribute_", "units_"))]
     assert len(changes) >= 36  # the issue counted 12 added + 24 changed key attributes
+
+
+# ------------------------------------------------------------------ absent integer variables
+QC = [
+    "sci_bsipar_temp_qc_executed",
+    "sci_bsipar_temp_qc_results",
+    "parad_m_par_qc_executed",
+    "parad_m_par_qc_results",
+]
+
+
+def test_integer_variables_absent_from_one_file_keep_their_dtype(tmp_path):
+    """The 2016 PAR file lacks four uint8 QC variables without _FillValue; a real 255 in the
+    newer file stays data, and the mask says which rows are absent."""
+    ds = load_dataset(PAR_NEW, decode_cf=False)
+    ds["parad_m_par_qc_results"].values[5] = 255
+    newer = save_dataset(ds, tmp_path / PAR_NEW.name)
+    url = tmp_path / "par"
+    out = StreamStore(str(url), chunk_target_bytes=1 << 14).rebuild_from_files(
+        [newer, PAR_OLD]
+    )
+    n_old = 869
+    assert by_rule(out, "absent_rows_masked").keys() >= set(QC)
+    store = xr.open_zarr(url, consolidated=True)
+    plain = load_dataset(PAR_NEW)  # what a plain xarray reader gets from the source file
+    for name in QC:
+        assert store[name].dtype == plain[name].dtype == np.uint8, name
+        absent = store[f"{name}_absent"].values
+        assert absent.dtype == bool and absent[:n_old].all() and not absent[n_old:].any()
+        np.testing.assert_array_equal(store[name].values[n_old:], ds[name].values)
+    assert store["parad_m_par_qc_results"].values[n_old + 5] == 255
+
+
+def test_absent_integer_on_append_and_its_mask_across_calls(tmp_path):
+    a = F.subset(F.CTDPFJ, tmp_path / "a.nc", slice(0, 100))
+    b = F.subset(F.CTDPFJ, tmp_path / "b.nc", slice(100, 200), drop=["deployment"])
+    c = F.subset(F.CTDPFJ, tmp_path / "c.nc", slice(200, 300))
+    url = tmp_path / "s"
+    store = StreamStore(str(url), chunk_target_bytes=1 << 12)
+    store.append_files([a])
+    out = store.append_files([b])
+    assert {"missing_variable", "absent_rows_masked"} <= {r["rule"] for r in out.rules_applied}
+    store.append_files([c])
+    ds = xr.open_zarr(url, consolidated=True)
+    assert ds["deployment"].dtype == np.int32  # not float: no fill value declared
+    mask = ds["deployment_absent"].values
+    assert not mask[:100].any() and mask[100:200].all() and not mask[200:].any()
+    assert (ds["deployment"].values[mask] != 1).all() and (
+        ds["deployment"].values[~mask] == 1
+    ).all()
+    # a variable new to the store: its stored rows are absent
+    d = F.subset(F.CTDPFJ, tmp_path / "d.nc", slice(0, 100), drop=["deployment"])
+    e = F.subset(F.CTDPFJ, tmp_path / "e.nc", slice(100, 200))
+    fresh = StreamStore(str(tmp_path / "t"), chunk_target_bytes=1 << 12)
+    fresh.append_files([d])
+    fresh.append_files([e])
+    ds = xr.open_zarr(tmp_path / "t", consolidated=True)
+    assert ds["deployment"].dtype == np.int32
+    assert ds["deployment_absent"].values[:100].all()
+    assert not ds["deployment_absent"].values[100:].any()

@@ -24,10 +24,14 @@ by time whatever the order they were given in):
 
 Schema (``merge_schema``, store schema vs. each file):
 
-* ``new_variable``: created; rows before it read as its fill value (``_FillValue`` of the file,
-  NaN for floats, the netCDF default fill for integers, ``''`` for strings).
-* ``missing_variable``: the file's rows are written with the variable's fill value
-  (``fill_value_assigned`` when an integer variable had none and gets the netCDF default).
+* ``new_variable``: created; rows before it are absent (below).
+* ``missing_variable``: the file's rows of a variable it lacks are absent. Absent rows hold the
+  variable's fill value: its ``_FillValue``, else (``fill_value_assigned``) NaN for floats and
+  ``''`` for strings. An integer (or boolean) variable without ``_FillValue`` gets none: a
+  declared fill would make readers decode it as float, and could equal a real value (a QC
+  flag of 255). Its absent rows hold the netCDF default fill instead, and a boolean mask
+  ``<name>_absent`` (attribute ``data_vent_absent_of``; True: absent) says which rows they are
+  (``absent_rows_masked``), so readers get the source dtype and no value is ambiguous.
 * ``cast_to_store_dtype``: the file's dtype casts exactly into the store's (e.g. int16 into
   int32): values are cast. ``dtype_widened``: inside a new store or a rebuild the store dtype
   is the exact common type. Appending a file that would widen a committed variable gives
@@ -103,6 +107,7 @@ class SchemaPlan:
     new_arrays: list[str] = field(default_factory=list)
     changed_fill: list[str] = field(default_factory=list)
     changed_attrs: list[str] = field(default_factory=list)  # committed arrays only
+    masks: dict[str, str] = field(default_factory=dict)  # mask -> variable it covers
     statics: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -163,6 +168,39 @@ def merge_attrs(
     return out
 
 
+# ------------------------------------------------------------------ absence masks
+MASK_ATTR = "data_vent_absent_of"
+
+
+def mask_name(name: str) -> str:
+    return f"{name}_absent"
+
+
+def _add_mask(plan: SchemaPlan, name: str) -> None:
+    """A boolean ``<name>_absent`` beside integer variable ``name`` (see the module doc)."""
+    mask = mask_name(name)
+    if mask in plan.masks:
+        return
+    if mask in plan.target:
+        raise SchemaConflict(
+            f"variable {name}: rows without it need a mask {mask}, but a variable of that "
+            "name exists; rebuild without the file that lacks it"
+        )
+    fill = default_fill(plan.target[name].dtype)
+    attrs = {
+        "long_name": f"{name} absent from the source file",
+        "comment": (
+            f"True where the file these rows come from had no {name}: its value there is not "
+            f"data (it holds {np.asarray(fill).item()!r}, the netCDF default fill)"
+        ),
+        MASK_ATTR: name,
+    }
+    plan.target[mask] = VarSpec(mask, (TIME,), np.dtype(bool), (), None, attrs)
+    plan.masks[mask] = name
+    plan.new_arrays.append(mask)
+    plan.rules.append(RuleRecord("absent_rows_masked", name, detail=mask))
+
+
 # ------------------------------------------------------------------ schema
 def merge_schema(
     store: dict[str, VarSpec] | None,
@@ -172,6 +210,9 @@ def merge_schema(
     """Target schema for writing ``files`` into ``store`` (None: new store or rebuild)."""
     frozen = set(store or {})
     plan = SchemaPlan(target=dict(store or {}))
+    for name, spec in (store or {}).items():
+        if MASK_ATTR in spec.attrs:
+            plan.masks[name] = str(spec.attrs[MASK_ATTR])
     statics: dict[str, np.ndarray] = {}
     if store and read_static:
         statics = {n: read_static(n) for n, s in store.items() if not s.timed}
@@ -263,14 +304,19 @@ def merge_schema(
                         inner = tuple(new.shape)
             if dtype != cur.dtype or inner != cur.shape_inner:
                 plan.target[name] = replace(cur, dtype=np.dtype(dtype), shape_inner=inner)
-    # every timed target variable needs a usable fill for rows a file lacks
+    # every timed target variable needs a usable fill (or a mask) for rows a file lacks
     for name, spec in list(plan.target.items()):
-        if spec.fill_value is not None or name == TIME or not spec.timed:
+        if spec.fill_value is not None or name == TIME or not spec.timed or name in plan.masks:
             continue
-        if (store is not None and name in plan.new_arrays) or any(
-            name not in nf.specs or nf.specs[name].shape_inner != spec.shape_inner
-            for nf in files
-        ):
+        padded = any(
+            name in nf.specs and nf.specs[name].shape_inner != spec.shape_inner for nf in files
+        )
+        absent = (store is not None and name in plan.new_arrays) or any(
+            name not in nf.specs for nf in files
+        )
+        if absent and not padded and spec.dtype.kind in "iub":
+            _add_mask(plan, name)
+        elif absent or padded:
             plan.target[name] = replace(spec, fill_value=default_fill(spec.dtype))
             if name in frozen:
                 plan.changed_fill.append(name)

@@ -52,6 +52,7 @@ from data_vent.store.rules import (
     RuleRecord,
     SchemaPlan,
     StoreError,
+    default_fill,
     merge_schema,
 )
 from data_vent.store.values import prepared, rows_equal
@@ -405,8 +406,13 @@ class _Batch:
                 )
 
     def _backfill(self) -> None:
+        masks = {v: m for m, v in self.plan.masks.items()}
         for name, nf, fidx, sidx in self.backfills:
             self.group[name].set_orthogonal_selection((sidx,), self._prepared(nf, name, fidx))
+            if name in masks:
+                self.group[masks[name]].set_orthogonal_selection(
+                    (sidx,), np.zeros(sidx.size, bool)
+                )
 
     # ------------------------------------------------------------ schema
     def _chunk_cap(self) -> int | None:
@@ -443,6 +449,11 @@ class _Batch:
             )
             if not spec.timed:
                 arr[...] = plan.statics[name].astype(spec.dtype, copy=False)
+            elif name in plan.masks and self.base_rows:
+                # the stored rows lack the variable only if it is new as well
+                absent = plan.masks[name] in plan.new_arrays
+                for a, b in pieces(0, self.base_rows, arr.chunks[0]):
+                    arr[a:b] = np.full(b - a, absent)
             elif self.base_rows:
                 self._fill_range(arr, spec, 0, self.base_rows)
                 self.rules.append(RuleRecord("new_variable_filled", name, self.base_rows))
@@ -473,25 +484,31 @@ class _Batch:
 
     @staticmethod
     def _absent(spec: VarSpec, n: int) -> np.ndarray:
-        fill = "" if spec.is_string else spec.fill_value
-        dtype = object if spec.is_string else spec.dtype
-        return np.full((n, *spec.shape_inner), fill, dtype=dtype)
+        """What rows without the variable hold: its fill, else (an integer variable, whose
+        mask says these rows are absent) the netCDF default fill."""
+        if spec.is_string:
+            return np.full((n, *spec.shape_inner), "", dtype=object)
+        fill = default_fill(spec.dtype) if spec.fill_value is None else spec.fill_value
+        return np.full((n, *spec.shape_inner), fill, dtype=spec.dtype)
+
+    def _part(self, name: str, spec: VarSpec, nf: NormalizedFile, sel: Selection, n: int):
+        covers = self.plan.masks.get(name)
+        if covers is not None:  # an absence mask: True where the file lacks the variable
+            return np.full(n, covers not in nf.specs)
+        if name not in nf.specs:
+            return self._absent(spec, n)
+        return self._prepared(nf, name, sel)
 
     def _values(self, name: str, spec: VarSpec, rows: Rows) -> np.ndarray:
         """Rows of ``name`` as stored, gathered from the file(s) they come from."""
         parts = list(rows.parts())
         if len(parts) == 1:
             nf, _, sel = parts[0]
-            if name not in nf.specs:
-                return self._absent(spec, len(rows))
-            return self._prepared(nf, name, sel)
+            return self._part(name, spec, nf, sel, len(rows))
         dtype = object if spec.is_string else spec.dtype
         out = np.empty((len(rows), *spec.shape_inner), dtype=dtype)
         for nf, m, sel in parts:
-            if name in nf.specs:
-                out[m] = self._prepared(nf, name, sel)
-            else:
-                out[m] = self._absent(spec, int(m.sum()))
+            out[m] = self._part(name, spec, nf, sel, int(m.sum()))
         return out
 
     def _write_rows(self, seg: Rows) -> None:
@@ -504,6 +521,8 @@ class _Batch:
             arr = self.group[name]
             arr.resize((g1, *spec.shape_inner))
             for nf, k in counts:
+                if name in self.plan.masks:
+                    continue
                 if name not in nf.specs:
                     self.rules.append(RuleRecord("missing_variable", name, k, nf.path.name))
                 elif nf.specs[name].shape_inner != spec.shape_inner:
