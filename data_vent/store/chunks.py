@@ -1,19 +1,24 @@
-"""Chunk layout of a store: how many rows a time chunk holds, and where writes split.
+"""Chunk layout of a store: one time-chunk length for all its arrays, and where writes split.
 
-Each time-dimensioned array is chunked along time only (non-time dimensions in one chunk),
-and Blosc zstd + bit-shuffle compresses every chunk.
+Every time-dimensioned array of a store shares one chunking along time (the Pangeo
+convention: ``xr.open_zarr(store).chunks`` fails on "inconsistent chunks" otherwise), also
+across appends and rebuilds; non-time dimensions are one chunk. Blosc zstd + bit-shuffle
+compresses every chunk.
 
-Chunk rule (``chunk_rows``): a time chunk holds ``min(chunk_target_bytes, max(cap, 1 MiB))``
-where ``cap`` = the first write's rows rounded up to a power of two x ``CHUNK_GROWTH`` (4). Big
-streams (whose first write is a long history) get ~``chunk_target_bytes`` (100 MB) chunks; a
-small stream gets small chunks, so its small daily appends do not re-encode a padded 100 MB
-tail chunk per variable. A rebuild sizes chunks again from all its rows; variables added later
-take the time chunk length.
+Chunk rule (``chunk_rows``): a time chunk holds ``min(target // widest, max(cap, floor))``
+rows, where ``widest`` is the largest bytes-per-row of the store's time-dimensioned variables
+(so no chunk exceeds ``chunk_target_bytes``), ``cap`` = the first write's rows rounded up to a
+power of two x ``CHUNK_GROWTH`` (4), and the floor is 1 MiB of float64 time. Big
+streams (whose first write is a long history) get chunks of ~``chunk_target_bytes`` (100 MB)
+for their widest variable; a small stream gets small chunks, so its small daily appends do
+not re-encode a padded 100 MB tail chunk per variable. A rebuild sizes chunks again from all
+its rows; arrays added later take the store's time-chunk length.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numcodecs
 
@@ -27,23 +32,31 @@ CHUNK_GROWTH: int | None = 4
 """Time chunks hold at most ``CHUNK_GROWTH`` x the first write's rows (rounded up to a power
 of two); None: size chunks by ``chunk_target_bytes`` only (the behaviour before)."""
 MIN_CHUNK_BYTES = 1 << 20
-"""...but never less than this (unless the target itself is smaller)."""
+"""...but never less than this much time (unless the target itself is smaller)."""
+TIME_ITEM = 8  # float64 time
 
 
-def chunk_rows(spec: VarSpec, target_bytes: int, cap_rows: int | None = None) -> int:
-    """Time-chunk length of ``spec``: ``min(target, max(cap_rows, MIN_CHUNK_BYTES))``.
+def row_bytes(spec: VarSpec) -> int:
+    """Bytes one row of ``spec`` takes uncompressed (strings: an estimate)."""
+    item = STRING_BYTES_ESTIMATE if spec.is_string else spec.dtype.itemsize
+    return max(item * math.prod(spec.shape_inner), 1)
+
+
+def chunk_rows(
+    specs: Iterable[VarSpec], target_bytes: int, cap_rows: int | None = None
+) -> int:
+    """The time-chunk length of a store whose time-dimensioned variables are ``specs``.
 
     The target bytes per chunk (~100 MB) suits big streams, but zarr v2 writes the store's
     last chunk at full (padded) size, so with 100 MB chunks every small daily append of a
     small stream re-encodes ~100 MB per variable. ``cap_rows`` (see ``growth_rows``) sizes
-    chunks by the data actually seen instead, with a floor of ``MIN_CHUNK_BYTES``.
+    chunks by the data actually seen instead, with a floor of ``MIN_CHUNK_BYTES`` of time.
     """
-    item = STRING_BYTES_ESTIMATE if spec.is_string else spec.dtype.itemsize
-    row = max(item * math.prod(spec.shape_inner), 1)
-    target = max(1, int(target_bytes // row))
+    widest = max((row_bytes(s) for s in specs if s.timed), default=TIME_ITEM)
+    target = max(1, int(target_bytes // widest))
     if cap_rows is None:
         return target
-    return min(target, max(int(cap_rows), MIN_CHUNK_BYTES // row, 1))
+    return min(target, max(int(cap_rows), MIN_CHUNK_BYTES // TIME_ITEM, 1))
 
 
 def growth_rows(first_rows: int) -> int | None:

@@ -415,22 +415,24 @@ class _Batch:
                 )
 
     # ------------------------------------------------------------ schema
-    def _chunk_cap(self) -> int | None:
-        """New store: ``growth_rows`` of this write; existing store: its time chunk length
-        (arrays added later line up with time)."""
+    def _time_chunk(self, plan: SchemaPlan) -> int:
+        """The store's one time-chunk length: an existing store's (arrays added later line
+        up with it); for a new store or a rebuild, sized from all its variables and rows."""
         if TIME in self.group and self.zmeta is not None:
             return int(self.group[TIME].chunks[0])
-        return growth_rows(sum(nf.time_scan().n_valid for nf in self.files))
+        rows = sum(nf.time_scan().n_valid for nf in self.files)
+        return chunk_rows(
+            plan.target.values(), self.store.chunk_target_bytes, growth_rows(rows)
+        )
 
     def _create_arrays(self, plan: SchemaPlan) -> None:
-        target = self.store.chunk_target_bytes
-        cap = self._chunk_cap() if plan.new_arrays else None
+        time_chunk = self._time_chunk(plan) if plan.new_arrays else 0
         for name in plan.new_arrays:
             spec = plan.target[name]
             attrs = {"_ARRAY_DIMENSIONS": list(spec.dims), **spec.attrs}
             if spec.timed:
                 shape = (self.base_rows, *spec.shape_inner)
-                chunks = (chunk_rows(spec, target, cap), *spec.shape_inner)
+                chunks = (time_chunk, *spec.shape_inner)
             else:
                 shape = spec.shape_inner
                 chunks = spec.shape_inner
