@@ -73,7 +73,8 @@ def test_file_round_trips(path, tmp_path):
     assert "time" in ds.dims and ds.sizes["time"] == outcome.rows_total
     assert group["time"].dtype == np.float64
     assert group["time"].attrs["units"].startswith("seconds since 1900-01-01")
-    assert set(ds.coords) <= set(ds.dims)  # only dimension coordinates
+    # the source's coordinates, as plain xarray opens the source file (obs swapped out)
+    assert set(ds.coords) == set(load_dataset(path).coords) - {"obs"}
     assert group["time"].compressors[0].get_config()["cname"] == "zstd"
     assert group["time"].compressors[0].get_config()["shuffle"] == 2
 
@@ -101,10 +102,43 @@ def test_chars_become_strings(tmp_path):
         v.decode() if isinstance(v, bytes) else v for v in src["date_time_string"].values
     ]
     assert "id" not in ds and "provenance" not in ds
-    # lat/lon and integer variables survive at their own dtype for a plain consumer
+    # integer variables survive at their own dtype for a plain consumer
     raw = xr.open_zarr(url, consolidated=True, mask_and_scale=False)
     assert raw["pressure_mbar"].dtype == np.int32 and raw["status"].dtype == np.uint8
-    assert "lat" in ds.data_vars and "lon" in ds.data_vars
+
+
+@pytest.mark.parametrize(
+    ("name", "coords"),
+    [
+        ("CE02SHSM-SBD11-04-VELPTA000", {"time", "lat", "lon"}),
+        ("CE02SHSP-SP001-08-CTDPFJ000", {"time", "pressure"}),
+        (
+            "deployment0006_CE05MOAS-GL319-00",
+            {"time", "m_gps_lat", "m_gps_lon", "sci_water_pressure_dbar"},
+        ),
+    ],
+)
+def test_coordinates_stay_coordinates(tmp_path, name, coords):
+    """lat, lon, pressure: coordinates in the source (for plain xarray) and in the store."""
+    path = next(p for p in NC_FILES if name in p.name)
+    url = str(tmp_path / "s")
+    StreamStore(url).append_files([path])
+    ds = xr.open_zarr(url, consolidated=True)
+    assert set(ds.coords) == coords == set(load_dataset(path).coords) - {"obs"}
+    assert all(ds[c].dims == ("time",) for c in coords)
+    with NormalizedFile(path) as nf:  # the in-memory view agrees
+        assert set(nf.dataset().coords) == coords
+
+
+def test_coordinates_across_an_append(tmp_path):
+    url = str(tmp_path / "ctd")
+    store = StreamStore(url, chunk_target_bytes=1 << 14)
+    store.append_files([F.GLIDER_CTD[0]])
+    assert set(xr.open_zarr(url, consolidated=True).coords) == {"time"}
+    store.append_files([F.GLIDER_CTD[1]])  # SE 1.10 declares the CTD pressure a coordinate
+    ds = xr.open_zarr(url, consolidated=True)
+    assert set(ds.coords) == {"time", "sci_water_pressure_dbar"}
+    assert set(ds.coords) == set(load_dataset(F.GLIDER_CTD[1]).coords) - {"obs"}
 
 
 def test_lazy_open_reads_pieces(tmp_path):
