@@ -12,7 +12,12 @@ import zarr
 
 from data_vent.ncio import load_dataset, netcdf4_file
 from data_vent.store import NormalizedFile, StreamStore
-from data_vent.store.normalize import DROPPED_STRINGS, epoch_offset_seconds
+from data_vent.store.normalize import (
+    DROPPED_STRINGS,
+    STR_DTYPE,
+    epoch_offset_seconds,
+    strings_from_raw,
+)
 
 try:  # tests/ as a package or as a rootdir-inserted folder
     from tests import store_fixtures as F
@@ -149,3 +154,15 @@ def test_lazy_open_reads_pieces(tmp_path):
         picked = nf.read("pressure", np.array([5, 3, 3, 100]))
         full = nf.read("pressure")
         np.testing.assert_array_equal(picked, full[[5, 3, 3, 100]])
+
+
+def test_char_arrays_become_strings_in_one_cast():
+    """Vectorized (issue 11.6): ASCII rows in one cast to StringDType, others decoded."""
+    raw = np.array(
+        [b"2016-01-01T00:00:00", b"caf\xc3\xa9", b"caf\xe9", b"a\x00b", b""], dtype="S19"
+    )
+    out = strings_from_raw(raw.view("S1").reshape(5, 19), 19)
+    assert out.dtype == STR_DTYPE  # no per-row Python objects
+    assert list(out) == ["2016-01-01T00:00:00", "café", "café", "a\x00b", ""]
+    big = np.full(1_000_000, b"2016-01-01T00:00:00", dtype="S19").view("S1").reshape(-1, 19)
+    assert strings_from_raw(big, 19).dtype == STR_DTYPE

@@ -358,7 +358,10 @@ class NormalizedFile:
             coord_names.update(str(attrs.pop(COORDINATES, "")).split())
             if spec.fill_value is not None:
                 attrs["_FillValue"] = spec.fill_value
-            data_vars[name] = xr.Variable(spec.dims, self.read(name), attrs)
+            values = self.read(name)
+            if spec.is_string:
+                values = values.astype(object)
+            data_vars[name] = xr.Variable(spec.dims, values, attrs)
         coords = {n: data_vars.pop(n) for n in sorted(coord_names)}
         return xr.Dataset(data_vars, coords=coords, attrs=self.attrs)
 
@@ -397,20 +400,41 @@ def _take(var: xr.Variable, index: slice | np.ndarray) -> np.ndarray:
 
 
 def strings_from_raw(raw: np.ndarray, char_width: int | None) -> np.ndarray:
-    """Char array ``(rows, n)`` of ``S1`` (or 1-D bytes/str) -> object array of ``str``."""
+    """Char array ``(rows, n)`` of ``S1`` (or 1-D bytes/str) -> ``StringDType`` strings.
+
+    Vectorized: the rows become fixed-width bytes (trailing NULs dropped) and, when they are
+    ASCII (OOI's timestamps, flags and serial numbers are), one C-level cast makes them
+    strings; only rows with other bytes are decoded one by one (UTF-8, else Latin-1).
+    """
     if char_width is not None:
         raw = np.ascontiguousarray(raw).reshape(raw.shape[0], char_width)
         raw = raw.view(f"S{char_width}").reshape(raw.shape[0])
-    out = np.empty(raw.shape, dtype=object)
+    if raw.dtype.kind == "U":
+        return raw.astype(STR_DTYPE)
+    if raw.dtype.kind == "S":
+        raw = np.ascontiguousarray(raw)
+        width = raw.dtype.itemsize
+        if raw.size == 0 or width == 0:
+            return np.full(raw.shape, "", dtype=STR_DTYPE)
+        other = (raw.view(np.uint8).reshape(raw.size, width) >= 0x80).any(axis=1)
+        if not other.any():
+            return raw.astype(STR_DTYPE)
+        out = np.where(other, b"", raw).astype(STR_DTYPE)
+        for i in np.nonzero(other)[0]:
+            out[i] = _decode(raw[i])
+        return out
+    out = np.empty(raw.shape, dtype=STR_DTYPE)  # vlen strings (object): rare, row by row
     for i, v in enumerate(raw.tolist()):
-        if isinstance(v, bytes):
-            v = v.rstrip(b"\x00")
-            try:
-                v = v.decode("utf-8")
-            except UnicodeDecodeError:
-                v = v.decode("latin-1")
-        out[i] = "" if v is None else str(v)
+        out[i] = _decode(v) if isinstance(v, bytes) else ("" if v is None else str(v))
     return out
+
+
+def _decode(v: bytes) -> str:
+    v = v.rstrip(b"\x00")
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError:
+        return v.decode("latin-1")
 
 
 def epoch_offset_seconds(epoch_text: str) -> Fraction:

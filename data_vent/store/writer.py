@@ -37,7 +37,7 @@ from data_vent.store.chunks import (
 )
 from data_vent.store.identity import check_stream, split_table
 from data_vent.store.location import Location
-from data_vent.store.normalize import TIME, NormalizedFile, VarSpec
+from data_vent.store.normalize import STR_DTYPE, TIME, NormalizedFile, VarSpec
 from data_vent.store.outcome import StoreInfo, WriteOutcome, next_version
 from data_vent.store.rows import (
     Rows,
@@ -393,7 +393,7 @@ class _Batch:
 
             def stored(name: str, a: int = a, b: int = b, s: np.ndarray = s) -> np.ndarray:
                 vals = np.asarray(group[name][a:b])[s - a]
-                return vals.astype(object) if self.plan.target[name].is_string else vals
+                return vals.astype(STR_DTYPE) if self.plan.target[name].is_string else vals
 
             hit = _first_difference(
                 ((n, self._prepared(nf, n, f), stored(n)) for n in names),
@@ -489,7 +489,7 @@ class _Batch:
         """What rows without the variable hold: its fill, else (an integer variable, whose
         mask says these rows are absent) the netCDF default fill."""
         if spec.is_string:
-            return np.full((n, *spec.shape_inner), "", dtype=object)
+            return np.full((n, *spec.shape_inner), "", dtype=STR_DTYPE)
         fill = default_fill(spec.dtype) if spec.fill_value is None else spec.fill_value
         return np.full((n, *spec.shape_inner), fill, dtype=spec.dtype)
 
@@ -507,7 +507,7 @@ class _Batch:
         if len(parts) == 1:
             nf, _, sel = parts[0]
             return self._part(name, spec, nf, sel, len(rows))
-        dtype = object if spec.is_string else spec.dtype
+        dtype = STR_DTYPE if spec.is_string else spec.dtype
         out = np.empty((len(rows), *spec.shape_inner), dtype=dtype)
         for nf, m, sel in parts:
             out[m] = self._part(name, spec, nf, sel, int(m.sum()))
