@@ -19,15 +19,16 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
-from data_vent.assets.kinds import Observation
-from data_vent.assets.spec import AssetSpec
+from data_vent.core.records import Observation, input_version_record
+from data_vent.core.spec import AssetSpec
 from data_vent.graph.build import build_graph
-from data_vent.graph.planner import input_version_record, plan
+from data_vent.graph.planner import plan
 from data_vent.graph.selection import select
-from data_vent.state import repo
 from data_vent.state.db import get_engine
 from data_vent.state.models import Asset, Materialization
+from data_vent.state.observations import record_observations
 from data_vent.state.snapshot import read_snapshot
+from data_vent.state.specs import sync_specs
 
 
 def harvest_specs(n: int) -> dict[str, AssetSpec]:
@@ -47,13 +48,13 @@ def harvest_specs(n: int) -> dict[str, AssetSpec]:
 
 
 def populate(engine, specs: dict[str, AssetSpec], t0: datetime) -> None:
-    repo.sync_specs(engine, specs)
+    sync_specs(engine, specs)
     obs = [
         Observation(k, t0, t0 + timedelta(days=1), 1000)
         for k, s in specs.items()
         if s.observable
     ]
-    repo.record_observations(engine, obs)
+    record_observations(engine, obs)
     obs_by_key = {o.source_key: o for o in obs}
     rows = []
     for key, spec in specs.items():
@@ -115,7 +116,7 @@ def main() -> None:
     setup = time.perf_counter() - t
     sources = sorted(k for k, s in specs.items() if s.observable)
     changed = sources[::10]
-    repo.record_observations(
+    record_observations(
         engine, [Observation(k, t0, t0 + timedelta(days=2), 2000) for k in changed]
     )
     now = t0 + timedelta(days=2, hours=1)

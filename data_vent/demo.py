@@ -7,14 +7,24 @@ requested and appended) and prints the status table.
 
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from data_vent.settings import Settings, get_settings
+
 DEMO_CONFIGS = Path(__file__).parent / "demo_configs"
+DEMO_DEFAULTS: dict[str, Any] = {
+    "config_dir": DEMO_CONFIGS,
+    "ooi_request_wait": 60.0,
+    "ooi_poll_interval": 0.5,
+    # Demo streams hold days, not years: small chunks keep each daily append cheap
+    # (a Zarr v2 tail chunk is rewritten whole on every append).
+    "chunk_target_bytes": 1024 * 1024,
+}
 
 
 MARKER = ".data-vent-demo"
@@ -22,7 +32,7 @@ MARKER = ".data-vent-demo"
 
 def _fresh_home(home: Path) -> Path:
     """Start each demo from scratch; never delete a folder the demo did not create."""
-    from data_vent.errors import BadInput
+    from data_vent.core.errors import BadInput
 
     if home.exists() and any(home.iterdir()):
         if not (home / MARKER).exists():
@@ -33,31 +43,30 @@ def _fresh_home(home: Path) -> Path:
     return home
 
 
+def demo_settings(home: Path, ooi_url: str) -> Settings:
+    """The demo's settings: its home and simulator, the demo defaults where the
+    environment sets nothing (the environment wins)."""
+    env = get_settings()
+    defaults = {k: v for k, v in DEMO_DEFAULTS.items() if k not in env.model_fields_set}
+    return env.model_copy(update={**defaults, "home": home, "ooi_url": ooi_url})
+
+
 def run_demo(
     home: Path, days: int = 2, ready_delay: float = 1.0, console: Console | None = None
 ) -> dict:
-    """Run ``days`` simulated daily harvests; returns the two runs' results."""
+    """Run ``days`` simulated daily harvests; returns the runs' results and the settings."""
     from data_vent import flows
+    from data_vent.core.timeutil import utcnow
     from data_vent.ooi.simulator import Simulator
-    from data_vent.settings import get_settings
-    from data_vent.timeutil import utcnow
 
     console = console or Console()
     home = _fresh_home(home.resolve())
-    os.environ["DATA_VENT_HOME"] = str(home)
-    os.environ.setdefault("DATA_VENT_CONFIG_DIR", str(DEMO_CONFIGS))
-    os.environ.setdefault("DATA_VENT_OOI_REQUEST_WAIT", "60")
-    os.environ.setdefault("DATA_VENT_OOI_POLL_INTERVAL", "0.5")
-    # Demo streams hold days, not years: small chunks keep each daily append cheap
-    # (a Zarr v2 tail chunk is rewritten whole on every append).
-    os.environ.setdefault("DATA_VENT_CHUNK_TARGET_BYTES", str(1024 * 1024))
     start = (utcnow() - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     sim = Simulator(
         DEMO_CONFIGS, ready_delay=ready_delay, start=start, workdir=home / "simulator"
     )
     base = sim.start()
-    os.environ["DATA_VENT_OOI_URL"] = base
-    settings = get_settings()
+    settings = demo_settings(home, base)
     console.print(
         f"[bold]OOI simulator[/bold] on {base} with {len(sim.streams)} streams; "
         f"simulated clock at {sim.now:%Y-%m-%d %H:%M}"
@@ -74,7 +83,7 @@ def run_demo(
             else:
                 console.print("\n[bold]Day 1[/bold]: first harvest (full history)")
             before = sim.data_requests()
-            result = flows.run_flow(flows.daily_harvest)
+            result = flows.run_flow(flows.daily_harvest, settings=settings)
             results.append(result)
             counts: dict[str, int] = {}
             for o in result["outcomes"].values():
@@ -102,4 +111,4 @@ def run_demo(
         f"{settings.resolved_storage()}/CE04OSPS-SF01B-2A-CTDPFA107-streamed-"
         "ctdpf_sbe43_sample'))\""
     )
-    return {"runs": results, "ooi_url": base}
+    return {"runs": results, "ooi_url": base, "settings": settings}

@@ -22,6 +22,18 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+SERVER_FIXTURES = frozenset({"prefect_server", "sim", "client", "s3_server", "s3_bucket"})
+"""Fixtures that start a server: a test using one is in the slow lane by itself."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lanes: ``-m "not slow"`` leaves out every test that starts a server or subprocess
+    (marked by hand, or through the fixtures above), and runs in well under a minute."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own home, DB and storage; no outside DATA_VENT_* leaks in."""

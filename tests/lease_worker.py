@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from data_vent.assets.kinds import Reason
-from data_vent.assets.spec import AssetSpec
-from data_vent.graph.planner import PlanItem
+from data_vent.core.plan import PlanItem
+from data_vent.core.records import Reason
+from data_vent.core.spec import AssetSpec
 from data_vent.settings import get_settings
 from data_vent.state.db import get_engine
 from data_vent.state.models import Asset
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
     mode, db_url, key = argv[:3]
     engine = get_engine(db_url)
     if mode == "materialize":
-        from data_vent.runner import materialize_asset
+        from data_vent.run.runner import materialize_asset
 
         spec = held_spec(key)
         item = PlanItem(key, "full", [Reason("missing")])

@@ -55,6 +55,7 @@ def graph_env(isolated_env: Path, tmp_path: Path, monkeypatch) -> Path:
     return isolated_env
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_materialize_status_why_history(graph_env: Path):
     runner = CliRunner()
@@ -109,6 +110,7 @@ def test_materialize_status_why_history(graph_env: Path):
     assert hist[0]["input_versions"]["src/a"]["count"] == 150
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_failed_asset_exit_1(graph_env: Path):
     (graph_env / "fail").mkdir()
@@ -128,6 +130,8 @@ def test_failed_asset_exit_1(graph_env: Path):
         (["graph", "--format", "png"], "unknown --format 'png'"),
     ],
 )
+@pytest.mark.slow  # CLI subprocesses
+@pytest.mark.slow  # CLI subprocesses
 def test_bad_input_exit_2_one_line(graph_env: Path, args: list[str], expected: str):
     res = dv(*args)
     assert res.returncode == 2, res.stderr
@@ -137,6 +141,7 @@ def test_bad_input_exit_2_one_line(graph_env: Path, args: list[str], expected: s
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_ingest_backfills_a_store_and_records_it(
     isolated_env: Path, tmp_path: Path, monkeypatch
 ):

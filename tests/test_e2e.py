@@ -22,12 +22,12 @@ import yaml
 import zarr
 from sqlmodel import Session, select
 
+from data_vent.core.timeutil import to_ntp_seconds, utcnow
 from data_vent.demo import DEMO_CONFIGS
 from data_vent.ooi.names import parse_table
 from data_vent.ooi.simulator import Simulator
-from data_vent.timeutil import to_ntp_seconds, utcnow
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 NTP_UNITS = "seconds since 1900-01-01"
 TOL = 1e-3  # seconds; stores and requests carry OOI's millisecond precision
@@ -288,8 +288,8 @@ def test_unready_request_is_resumed_and_a_behind_source_is_not_retried(
 
     from data_vent.cli import app
     from data_vent.flows import daily_harvest, run_flow
+    from data_vent.run.workspace import Workspace
     from data_vent.state.models import OOIRequest
-    from data_vent.workspace import Workspace
 
     cfg = tmp_path / "configs"
     cfg.mkdir()

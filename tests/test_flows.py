@@ -12,7 +12,7 @@ import yaml
 from tests.kinds import write_sources
 from tests.polling import poll_until
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 SRC = "tests.kinds:FileSource"
 FILE = "tests.kinds:FileAsset"
@@ -104,7 +104,7 @@ def test_failed_asset_skips_downstream_and_others_go_on(graph_home: Path):
     from data_vent.flows import daily_harvest, run_flow
     from data_vent.settings import get_settings
     from data_vent.state.db import get_engine
-    from data_vent.status import history
+    from data_vent.state.materializations import history
 
     (graph_home / "fail").mkdir()
     (graph_home / "fail" / "a").write_text("")
@@ -187,15 +187,15 @@ def test_materializations_emit_prefect_asset_events(graph_home: Path):
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
     from prefect.events.worker import EventsWorker
 
+    from data_vent.core.timeutil import utcnow
     from data_vent.flows import daily_harvest, run_flow
     from data_vent.settings import get_settings
-    from data_vent.timeutil import utcnow
 
     started = utcnow()
     assert run_flow(daily_harvest)["ok"]
     EventsWorker.drain_all()
     storage = get_settings().resolved_storage()
-    want = {f"file://{storage}/{k}" for k in ("a", "b", "ab", "top")}
+    want = {f"file://{storage}/{k}.json" for k in ("a", "b", "ab", "top")}
 
     async def read() -> list:
         from datetime import UTC, timedelta
@@ -218,6 +218,7 @@ def test_materializations_emit_prefect_asset_events(graph_home: Path):
 
     # The server persists events asynchronously.
     seen = poll_until(seen_all, 30, every=0.2, what="asset events persisted")
-    top = seen[f"file://{storage}/top"]
+    top = seen[f"file://{storage}/top.json"]
     assert top.event == "prefect.asset.materialization.succeeded"
-    assert f"file://{storage}/ab" in {r.id for r in top.related}
+    assert f"file://{storage}/ab.json" in {r.id for r in top.related}
+    assert top.payload["rows"] is None or isinstance(top.payload["rows"], int)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from data_vent.assets.config import load_specs
-from data_vent.assets.spec import AssetSpec
-from data_vent.errors import ConfigError, GraphError, KeyError_
+from data_vent.core.errors import ConfigError, GraphError, KeyError_
+from data_vent.core.keys import validate_key
+from data_vent.core.spec import AssetSpec
 from data_vent.graph.build import build_graph
-from data_vent.keys import validate_key
 
 
 def specs_of(*items: AssetSpec) -> dict[str, AssetSpec]:

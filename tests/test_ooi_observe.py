@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from data_vent.keys import source_key
+from data_vent.core.keys import source_key
 from data_vent.ooi.client import OOIClient
 from data_vent.ooi.observe import group_by_instrument, observe_and_record, observe_instruments
 from data_vent.ooi.simulator import Simulator

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from data_vent.core.errors import OOINoData
 from data_vent.ooi.client import OOIClient
-from data_vent.ooi.errors import OOINoData
 from data_vent.ooi.requests_state import (
     check_request,
     ensure_request,
@@ -125,6 +125,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a run in a subprocess
 def test_killed_run_is_resumed_by_the_next_run(engine, tmp_path: Path) -> None:
     url = str(engine.url)
     with Simulator(sim_streams(), ready_delay=3.0, start=CLOCK) as sim:

@@ -113,6 +113,7 @@ def test_same_instant_same_values(tmp_path: Path) -> None:
         assert (da[v].values[4:] == db[v].values[:2]).all()
 
 
+@pytest.mark.slow  # the simulator server
 def test_streams_from_harvest_configs(tmp_path: Path) -> None:
     configs = DATA / "configs"
     if not configs.exists():
@@ -137,6 +138,7 @@ def test_streams_from_harvest_configs(tmp_path: Path) -> None:
         assert entry["count"] == len(s.times(s.t0, sim.now_ntp))
 
 
+@pytest.mark.slow  # simulator subprocess
 def test_serve_forever_prints_base_url(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg"
     cfg.mkdir()

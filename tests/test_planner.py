@@ -12,23 +12,25 @@ import networkx as nx
 import pytest
 from sqlalchemy import event
 
-from data_vent.assets.kinds import Observation
-from data_vent.assets.spec import AssetSpec, FreshnessPolicy
-from data_vent.graph.build import build_graph
-from data_vent.graph.planner import ACTION_ORDER, Plan, input_version_record, plan
-from data_vent.graph.planner import PlanItem as _PlanItem
-from data_vent.settings import get_settings
-from data_vent.state import repo
-from data_vent.state.db import get_engine
-from data_vent.state.snapshot import (
+from data_vent.core.plan import PlanItem as _PlanItem
+from data_vent.core.records import MaterializationRecord, Observation, input_version_record
+from data_vent.core.snapshot import (
     AssetState,
     AttemptRecord,
     RequestRecord,
     StateSnapshot,
     SuccessRecord,
-    read_snapshot,
 )
-from data_vent.timeutil import utcnow
+from data_vent.core.spec import AssetSpec, FreshnessPolicy
+from data_vent.core.vocab import Action
+from data_vent.graph.build import build_graph
+from data_vent.graph.planner import ACTION_ORDER, Plan, plan
+from data_vent.settings import get_settings
+from data_vent.state.db import get_engine
+from data_vent.state.materializations import record_materialization
+from data_vent.state.observations import record_observations
+from data_vent.state.snapshot import read_snapshot
+from data_vent.state.specs import sync_specs
 
 SRC_KIND = "tests.kinds:FileSource"
 KIND = "tests.kinds:FileAsset"
@@ -655,7 +657,7 @@ def _e2e_specs() -> dict[str, AssetSpec]:
 
 
 def _run(engine, specs, p: Plan) -> None:
-    from data_vent.runner import materialize_asset
+    from data_vent.run.runner import materialize_asset
 
     settings = get_settings()
     for gen in p.generations:
@@ -668,10 +670,8 @@ def test_end_to_end_changing_one_source_replans_its_descendants(db_url: str) -> 
     engine = get_engine(db_url)
     specs = _e2e_specs()
     graph = build_graph(specs)
-    repo.sync_specs(engine, specs)
-    repo.record_observations(
-        engine, [Observation("s1", T0, T1, 10), Observation("s2", T0, T1, 20)]
-    )
+    sync_specs(engine, specs)
+    record_observations(engine, [Observation("s1", T0, T1, 10), Observation("s2", T0, T1, 20)])
     p = plan(specs, graph, read_snapshot(engine), NOW)
     assert p.keys == {"a1", "a2", "b", "c", "d", "e"}
     assert {it.key: it.action for it in p.items} == dict.fromkeys(p.keys, "full")
@@ -681,7 +681,7 @@ def test_end_to_end_changing_one_source_replans_its_descendants(db_url: str) -> 
     assert len(p) == 0, [(i.key, i.describe()) for i in p.items]
 
     # s1 advances: exactly its descendants
-    repo.record_observations(
+    record_observations(
         engine,
         [Observation("s1", T0, T1 + timedelta(hours=2), 12), Observation("s2", T0, T1, 20)],
     )
@@ -695,7 +695,7 @@ def test_end_to_end_changing_one_source_replans_its_descendants(db_url: str) -> 
     assert len(plan(specs, graph, read_snapshot(engine), NOW)) == 0
 
     # s2 reprocessed (begin moved): a2 rebuilds, d and e follow
-    repo.record_observations(engine, [Observation("s2", T0 - timedelta(days=1), T1, 25)])
+    record_observations(engine, [Observation("s2", T0 - timedelta(days=1), T1, 25)])
     p = plan(specs, graph, read_snapshot(engine), NOW)
     assert p.keys == {"a2", "d", "e"}
     assert p.item("a2").action == "rebuild"
@@ -714,21 +714,15 @@ def test_read_snapshot_query_count_is_constant(db_url: str) -> None:
         for i in range(n // 2):
             specs[f"s{i}"] = src(f"s{i}")
             specs[f"a{i}"] = asset(f"a{i}", f"s{i}")
-        repo.sync_specs(engine, specs)
-        repo.record_observations(
-            engine, [Observation(f"s{i}", T0, T1, n) for i in range(n // 2)]
-        )
+        sync_specs(engine, specs)
+        record_observations(engine, [Observation(f"s{i}", T0, T1, n) for i in range(n // 2)])
         for i in range(n // 2):
             for status in ("success", "failed"):
-                repo.record_materialization(
+                record_materialization(
                     engine,
-                    asset_key=f"a{i}",
-                    run_id="r",
-                    status=status,
-                    action="full",
-                    reasons=[],
-                    started_at=utcnow(),
-                    data_version="v",
+                    MaterializationRecord(f"a{i}", "r", Action.FULL).finish(
+                        status, data_version="v"
+                    ),
                 )
         statements.clear()
         snap = read_snapshot(engine)

@@ -10,14 +10,15 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 import s3fs
 import xarray as xr
 import yaml
 
-from data_vent import runner
 from data_vent.ooi.simulator import Simulator
+from data_vent.run import runner
+from data_vent.run.workspace import Workspace
 from data_vent.settings import get_settings
-from data_vent.workspace import Workspace
 from tests import store_fixtures as F
 
 pytest_plugins = [F.__name__]
@@ -29,6 +30,7 @@ TABLES = [
 ]
 
 
+@pytest.mark.slow  # a moto S3 server
 def test_daily_harvest_into_s3(isolated_env: Path, tmp_path: Path, monkeypatch, s3_bucket):
     root, opts = s3_bucket
     cfg = tmp_path / "configs"
@@ -69,7 +71,10 @@ def test_daily_harvest_into_s3(isolated_env: Path, tmp_path: Path, monkeypatch, 
     assert set(catalog["sources"]) == set(TABLES)
     src = catalog["sources"][TABLES[0]]
     assert src["driver"] == "zarr" and src["args"]["urlpath"] == f"{root}/{TABLES[0]}"
-    assert src["args"]["storage_options"] == {"anon": True}  # never our keys
+    assert src["args"]["storage_options"] == {  # what a reader needs, never our keys
+        "anon": True,
+        "client_kwargs": {"endpoint_url": opts["client_kwargs"]["endpoint_url"]},
+    }
     for f in isolated_env.glob("state.db*"):
         data = f.read_bytes()
         assert key.encode() not in data and secret.encode() not in data

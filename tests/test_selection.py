@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_vent.assets.spec import AssetSpec
-from data_vent.errors import SelectionError
+from data_vent.core.errors import SelectionError
+from data_vent.core.spec import AssetSpec
 from data_vent.graph.selection import (
     All,
     And,

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select
 
-from data_vent.assets.kinds import Observation, Reason
-from data_vent.assets.spec import AssetSpec
-from data_vent.state import repo
+from data_vent.core.records import MaterializationRecord, Observation, Reason
+from data_vent.core.spec import AssetSpec
+from data_vent.core.vocab import Action, Outcome
 from data_vent.state.db import get_engine, make_engine
+from data_vent.state.materializations import record_materialization
 from data_vent.state.migrate import current_revision, head_revision, upgrade
 from data_vent.state.models import Asset, Materialization, SourceObservation
-from data_vent.timeutil import utcnow
+from data_vent.state.observations import latest_observations, record_observations
+from data_vent.state.specs import sync_specs
 from tests.lease_worker import increment
 from tests.polling import poll_until
 
@@ -66,22 +68,22 @@ def _obs_rows(engine) -> list:
 
 def test_record_observations_writes_only_changes(db_url: str) -> None:
     engine = get_engine(db_url)
-    repo.sync_specs(engine, {k: AssetSpec(k, "src", observable=True) for k in ("s1", "s2")})
+    sync_specs(engine, {k: AssetSpec(k, "src", observable=True) for k in ("s1", "s2")})
     first = [Observation("s1", T0, T1, 10), Observation("s2", T0, T1, 20)]
-    assert repo.record_observations(engine, first) == first
-    assert repo.record_observations(engine, first) == []  # nothing moved
+    assert record_observations(engine, first) == first
+    assert record_observations(engine, first) == []  # nothing moved
     assert len(_obs_rows(engine)) == 2
 
     moved = [
         Observation("s1", T0, T1, 11),  # count
         Observation("s2", T0, T1, 20),  # unchanged
     ]
-    assert repo.record_observations(engine, moved) == [moved[0]]
+    assert record_observations(engine, moved) == [moved[0]]
     for change in (
         Observation("s1", T0, T1 + timedelta(hours=1), 11),  # end
         Observation("s1", T0 - timedelta(days=1), T1 + timedelta(hours=1), 11),  # begin
     ):
-        assert repo.record_observations(engine, [change]) == [change]
+        assert record_observations(engine, [change]) == [change]
     rows = _obs_rows(engine)
     assert len(rows) == 5
     assert [(r.source_key, r.count) for r in rows] == [
@@ -91,7 +93,7 @@ def test_record_observations_writes_only_changes(db_url: str) -> None:
         ("s1", 11),
         ("s1", 11),
     ]
-    assert repo.latest_observations(engine) == {
+    assert latest_observations(engine) == {
         "s1": Observation("s1", T0 - timedelta(days=1), T1 + timedelta(hours=1), 11),
         "s2": Observation("s2", T0, T1, 20),
     }
@@ -100,9 +102,9 @@ def test_record_observations_writes_only_changes(db_url: str) -> None:
     assert ptr == {"s1": rows[-1].id, "s2": rows[1].id}
     # the same observation twice in one batch: one row
     dup = Observation("s2", T0, T1, 21)
-    assert repo.record_observations(engine, [dup, dup]) == [dup]
+    assert record_observations(engine, [dup, dup]) == [dup]
     assert len(_obs_rows(engine)) == 6
-    assert repo.record_observations(engine, []) == []
+    assert record_observations(engine, []) == []
 
 
 def _pointers(engine, key: str) -> tuple[int | None, int | None]:
@@ -115,20 +117,12 @@ def _pointers(engine, key: str) -> tuple[int | None, int | None]:
 
 def test_record_materialization_moves_pointers(db_url: str) -> None:
     engine = get_engine(db_url)
-    repo.sync_specs(engine, {"x": AssetSpec("x", "k")})
+    sync_specs(engine, {"x": AssetSpec("x", "k")})
     assert _pointers(engine, "x") == (None, None)
 
-    def rec(status: str, **kw) -> int:
-        return repo.record_materialization(
-            engine,
-            asset_key="x",
-            run_id="r",
-            status=status,
-            action="full",
-            reasons=[Reason("missing", {"at": T0})],
-            started_at=utcnow(),
-            **kw,
-        )
+    def rec(status: Outcome, **kw) -> int:
+        attempt = MaterializationRecord("x", "r", Action.FULL, [Reason("missing", {"at": T0})])
+        return record_materialization(engine, attempt.finish(status, **kw))
 
     m1 = rec(
         "success",
@@ -140,7 +134,7 @@ def test_record_materialization_moves_pointers(db_url: str) -> None:
     assert _pointers(engine, "x") == (m1, m1)
     m2 = rec("failed", error="boom")
     assert _pointers(engine, "x") == (m1, m2)
-    m3 = rec("skipped", error="upstream failed: s", set_last_attempt=False)
+    m3 = rec("skipped", error="upstream failed: s")  # never tried: pointers stay
     assert _pointers(engine, "x") == (m1, m2)
     m4 = rec("waiting")
     assert _pointers(engine, "x") == (m1, m4)
@@ -169,7 +163,7 @@ def test_threads_lose_no_update(db_url: str) -> None:
     On SQLite this holds only because every transaction begins IMMEDIATE (state/db.py).
     """
     engine = get_engine(db_url)
-    repo.sync_specs(engine, {"counter": AssetSpec("counter", "k", code_version="0")})
+    sync_specs(engine, {"counter": AssetSpec("counter", "k", code_version="0")})
     threads_n, per = 8, 50
     barrier = threading.Barrier(threads_n)
     errors: list[BaseException] = []
@@ -192,10 +186,11 @@ def test_threads_lose_no_update(db_url: str) -> None:
     assert _counter(engine) == str(threads_n * per)
 
 
+@pytest.mark.slow  # worker subprocesses
 def test_two_processes_lose_no_update_on_sqlite(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'state.db'}"
     engine = get_engine(db_url)
-    repo.sync_specs(engine, {"counter": AssetSpec("counter", "k", code_version="0")})
+    sync_specs(engine, {"counter": AssetSpec("counter", "k", code_version="0")})
     per, go = 150, tmp_path / "go"
     ready = [tmp_path / f"ready{i}" for i in range(2)]
     procs = [
@@ -242,12 +237,12 @@ def test_sync_specs_edges(db_url: str, n: int) -> None:
     d = AssetDep.__table__
     ups = [AssetSpec(f"u{i}", "k") for i in range(n)]
     specs = {s.key: s for s in ups} | {"x": AssetSpec("x", "k", tuple(s.key for s in ups))}
-    repo.sync_specs(engine, specs)
+    sync_specs(engine, specs)
     with engine.connect() as conn:
         edges = set(conn.execute(select(d.c.asset_key, d.c.dep_key)).all())
     assert edges == {("x", s.key) for s in ups}
     specs["x"] = AssetSpec("x", "k", ("u0",))
-    rep = repo.sync_specs(engine, specs)
+    rep = sync_specs(engine, specs)
     with engine.connect() as conn:
         edges = set(conn.execute(select(d.c.asset_key, d.c.dep_key)).all())
     assert edges == {("x", "u0")}

@@ -107,6 +107,7 @@ TRIALS = [("append", i) for i in range(14)] + [("rebuild", i) for i in range(8)]
 
 
 @pytest.mark.parametrize(("mode", "seed"), TRIALS)
+@pytest.mark.slow  # writer subprocesses
 def test_kill_at_random_instant(refs, tmp_path, mode, seed):
     rng = random.Random(1000 * (mode == "rebuild") + seed)
     url = str(tmp_path / "store")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from data_vent.core.timeutil import from_ntp_seconds
 from data_vent.ncio import load_dataset, save_dataset
 from data_vent.store import AppendConflict, StreamStore
-from data_vent.timeutil import from_ntp_seconds
 
 try:
     from tests import store_fixtures as F

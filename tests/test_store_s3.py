@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from data_vent.store import StreamStore
@@ -16,6 +17,7 @@ except ImportError:
 pytest_plugins = [F.__name__]
 
 
+@pytest.mark.slow  # a moto S3 server
 def test_append_rebuild_and_plain_reader_on_s3(s3_bucket, tmp_path):
     root, opts = s3_bucket
     url = f"{root}/CE05MOAS-GL319-05-CTDGVM000-recovered_host-ctdgv_m_glider_instrument"

@@ -21,18 +21,20 @@ import pytest
 import zarr
 from sqlmodel import Session, col, select
 
-from data_vent import runner
+from data_vent.core.timeutil import from_ntp_seconds, to_naive_utc
 from data_vent.graph.planner import Plan
 from data_vent.ooi.simulator import SimRequest, SimStream, Simulator
+from data_vent.run import runner
+from data_vent.run.workspace import Workspace
 from data_vent.settings import get_settings
 from data_vent.state.models import Materialization, OOIRequest
-from data_vent.timeutil import from_ntp_seconds, to_naive_utc
-from data_vent.workspace import Workspace
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
 CTD = "CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample"
 PHSEN = "CE04OSPS-SF01B-2B-PHSENA108-streamed-phsen_data_record"
 SRC = f"ooi/{CTD}"
+pytestmark = pytest.mark.slow  # every test harvests through the OOI simulator server
+
 CLOCK = datetime(2024, 1, 1)
 DAY = 86400.0
 

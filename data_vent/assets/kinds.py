@@ -1,18 +1,27 @@
 """Asset kinds are pluggable: a kind says how its assets are observed and materialized.
 
+This module is the plug-in interface only (the kind base class, what a kind is given and
+what it returns, the registry); the value types it speaks live in ``data_vent.core``.
+
 The core (planner, runner, flows) knows nothing of OOI or Zarr; it calls kinds through
 this small interface. The OOI stream store is one kind among others; tests register their own.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from data_vent.assets.spec import AssetSpec
+from data_vent.core.errors import ConfigError
+from data_vent.core.records import InputVersion, Observation, PreviousState, Reason
+from data_vent.core.spec import AssetSpec
+from data_vent.core.vocab import Action, Outcome
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -20,69 +29,10 @@ if TYPE_CHECKING:
     from data_vent.settings import Settings
 
 
-@dataclass(frozen=True)
-class Observation:
-    """What a source reports about itself (OOI ``metadata/times``: begin, end, count)."""
-
-    source_key: str
-    begin_time: datetime | None
-    end_time: datetime | None
-    count: int | None
-
-    @property
-    def data_version(self) -> str:
-        b = self.begin_time.isoformat() if self.begin_time else "-"
-        e = self.end_time.isoformat() if self.end_time else "-"
-        return f"{b}/{e}/{self.count}"
-
-
-@dataclass
-class Reason:
-    """Why an asset is stale, with the values a person needs to understand it."""
-
-    code: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        if not self.values:
-            return self.code
-        vals = ", ".join(f"{k}={v}" for k, v in self.values.items())
-        return f"{self.code} ({vals})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "values": {k: _jsonable(v) for k, v in self.values.items()}}
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat()
-    return v
-
-
-@dataclass
-class InputVersion:
-    """An input as the planner saw it: its data version and, for sources, the observation."""
-
-    key: str
-    data_version: str | None
-    observation: Observation | None = None
-
-
-@dataclass
-class PreviousState:
-    """The asset's last successful materialization, as far as a kind needs it."""
-
-    data_version: str | None = None
-    time_min: datetime | None = None
-    time_max: datetime | None = None
-    rows: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class MaterializeContext:
     spec: AssetSpec
-    action: str
+    action: Action | str
     reasons: list[Reason]
     inputs: dict[str, InputVersion]
     previous: PreviousState | None
@@ -99,9 +49,9 @@ class MaterializeContext:
 
 @dataclass
 class MaterializeResult:
-    """What a materialization produced; ``status='waiting'``: OOI is not ready yet."""
+    """What a materialization produced; ``Outcome.WAITING``: OOI is not ready yet."""
 
-    status: Literal["success", "waiting"] = "success"
+    status: Outcome = Outcome.SUCCESS
     data_version: str | None = None
     time_min: datetime | None = None
     time_max: datetime | None = None
@@ -115,7 +65,6 @@ class AssetKind:
     """Base class of asset kinds; subclasses override what applies to them."""
 
     name: ClassVar[str] = ""
-    code_version: ClassVar[str] = "1"
     observable: ClassVar[bool] = False
     partial_inputs_ok: ClassVar[bool] = False
     """True if it may run while some inputs have no output yet (e.g. a catalog)."""
@@ -133,57 +82,62 @@ class AssetKind:
         """Whether the asset's output is present (a missing store re-plans a full build)."""
         return True
 
+    def location(self, spec: AssetSpec, settings: Settings) -> str | None:
+        """Where the asset really is, as a URL (``file://``, ``s3://``, ``https://``) with
+        no credentials in it: its Prefect asset key and what catalogs point at. None: the
+        kind has no place to name (its runs are then plain Prefect tasks)."""
+        return None
+
+
+def as_url(path_or_url: str) -> str:
+    """A storage location as a URL: local paths become absolute ``file://`` URLs."""
+    if "://" in path_or_url:
+        return path_or_url
+    from pathlib import Path
+
+    return Path(path_or_url).resolve().as_uri()
+
+
+ENTRY_POINT_GROUP = "data_vent.kinds"
+"""Installed packages name their kinds here (``name = "package.module:Class"``), as xarray's
+backends do; data-vent's own kinds are registered the same way in its ``pyproject.toml``."""
 
 _KINDS: dict[str, AssetKind] = {}
 
 
 def register_kind(kind: AssetKind) -> AssetKind:
+    """Register a kind instance under its ``name`` (for kinds built at run time)."""
     _KINDS[kind.name] = kind
     return kind
 
 
 def get_kind(name: str) -> AssetKind:
-    """The kind registered under ``name``; ``package.module:Class`` names import a plugin."""
-    if name not in _KINDS and ":" in name:
-        _load_plugin(name)
-    if name not in _KINDS:
-        _load_builtin_kinds()
+    """The kind named ``name``: registered, an installed entry point of ``data_vent.kinds``,
+    or a ``package.module:Class`` plug-in imported on first use. Loaded once per process;
+    the kinds' heavy imports (xarray, zarr) wait until a kind is asked for."""
+    kind = _KINDS.get(name)
+    if kind is None:
+        kind = _KINDS[name] = _load(name)
+    return kind
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(name: str) -> AssetKind:
+    installed = _entry_points()
     try:
-        return _KINDS[name]
-    except KeyError:
-        from data_vent.errors import ConfigError
-
-        raise ConfigError(
-            f"unknown asset kind {name!r}; known: {', '.join(sorted(_KINDS))}"
-        ) from None
-
-
-def registered_kinds() -> dict[str, AssetKind]:
-    _load_builtin_kinds()
-    return dict(_KINDS)
-
-
-def _load_plugin(name: str) -> None:
-    import importlib
-
-    from data_vent.errors import ConfigError
-
-    module, _, attr = name.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
+        if name in installed:
+            cls = installed[name].load()
+        elif ":" in name:
+            module, _, attr = name.partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+        else:
+            known = sorted(set(installed) | set(_KINDS))
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown asset kind {name!r}{hint}; known: {', '.join(known)}")
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot load asset kind {name!r}: {exc}") from None
-    kind = cls()
-    _KINDS[name] = kind
-
-
-def _load_builtin_kinds() -> None:
-    """Import the built-in kinds lazily so the core imports without xarray/zarr."""
-    import importlib
-
-    for module in ("data_vent.assets.ooi_stream", "data_vent.assets.derived"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    return cls()

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from data_vent.assets.spec import AssetSpec
-from data_vent.errors import GraphError
+from data_vent.core.errors import GraphError
+from data_vent.core.spec import AssetSpec
 
 
 def build_graph(specs: Mapping[str, AssetSpec]) -> nx.DiGraph:

@@ -33,35 +33,29 @@ from typing import Any
 
 import networkx as nx
 
-from data_vent.assets.kinds import Observation, Reason
-from data_vent.assets.spec import AssetSpec, FreshnessPolicy
-from data_vent.state.snapshot import AssetState, StateSnapshot, SuccessRecord
+from data_vent.core.plan import PlanItem
+from data_vent.core.records import Observation, Reason, input_version_record
+from data_vent.core.snapshot import AssetState, StateSnapshot, SuccessRecord
+from data_vent.core.spec import AssetSpec, FreshnessPolicy
+from data_vent.core.vocab import Action, FreshnessState, NotPlannedCode, Outcome, ReasonCode
 
-ACTION_ORDER = ("full", "rebuild", "resume", "append", "rematerialize", "retry")
+ACTION_ORDER = tuple(Action)
+"""Strongest first: when several reasons hold, the first of their actions wins."""
 REASON_ACTION = {
-    "missing": "full",
-    "source_reprocessed": "rebuild",
-    "code_changed": "rebuild",
-    "config_changed": "rebuild",
-    "waiting": "resume",
-    "source_advanced": "append",
-    "upstream_changed": "rematerialize",
-    "upstream_planned": "rematerialize",
-    "last_failed": "retry",
-    "forced": "rematerialize",
+    ReasonCode.MISSING: Action.FULL,
+    ReasonCode.SOURCE_REPROCESSED: Action.REBUILD,
+    ReasonCode.CODE_CHANGED: Action.REBUILD,
+    ReasonCode.CONFIG_CHANGED: Action.REBUILD,
+    ReasonCode.WAITING: Action.RESUME,
+    ReasonCode.SOURCE_ADVANCED: Action.APPEND,
+    ReasonCode.UPSTREAM_CHANGED: Action.REMATERIALIZE,
+    ReasonCode.UPSTREAM_PLANNED: Action.REMATERIALIZE,
+    ReasonCode.LAST_FAILED: Action.RETRY,
+    ReasonCode.FORCED: Action.REMATERIALIZE,
 }
-REASON_CODES = tuple(REASON_ACTION)
 DEFAULT_FRESHNESS = FreshnessPolicy()
 
-
-@dataclass
-class PlanItem:
-    key: str
-    action: str
-    reasons: list[Reason]
-
-    def describe(self) -> str:
-        return "; ".join(r.describe() for r in self.reasons)
+__all__ = ["Plan", "PlanItem", "NotPlanned", "Freshness", "plan", "input_version_record"]
 
 
 @dataclass
@@ -69,14 +63,14 @@ class NotPlanned:
     """Why an asset is not in the plan: fresh, source_behind, waiting, upstream_failed, ..."""
 
     key: str
-    code: str
+    code: NotPlannedCode
     message: str
     values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Freshness:
-    state: str  # PASS | WARN | FAIL | UNKNOWN
+    state: FreshnessState
     harvest_lag: timedelta | None = None
     source_lag: timedelta | None = None
     source_end: datetime | None = None
@@ -112,22 +106,6 @@ class Plan:
         return sum(len(g) for g in self.generations)
 
 
-def _obs_json(obs: Observation) -> dict[str, Any]:
-    return {
-        "begin_time": obs.begin_time.isoformat() if obs.begin_time else None,
-        "end_time": obs.end_time.isoformat() if obs.end_time else None,
-        "count": obs.count,
-    }
-
-
-def input_version_record(key: str, data_version: str | None, obs: Observation | None) -> dict:
-    """How an input is recorded in a materialization's provenance."""
-    rec: dict[str, Any] = {"data_version": data_version}
-    if obs is not None:
-        rec.update(_obs_json(obs))
-    return rec
-
-
 def _dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -154,7 +132,7 @@ def _source_reasons(src: str, obs: Observation | None, last: SuccessRecord) -> l
             starts = [t for t in (obs.begin_time, r_begin) if t is not None]
             reasons.append(
                 Reason(
-                    "source_reprocessed",
+                    ReasonCode.SOURCE_REPROCESSED,
                     {
                         "source": src,
                         "recorded_begin": r_begin,
@@ -173,7 +151,7 @@ def _source_reasons(src: str, obs: Observation | None, last: SuccessRecord) -> l
     ):
         reasons.append(
             Reason(
-                "source_advanced",
+                ReasonCode.SOURCE_ADVANCED,
                 {
                     "source": src,
                     "source_end": obs.end_time,
@@ -196,16 +174,16 @@ def own_reasons(
     last = state.last_success
     att = state.last_attempt
     failed = None
-    if att is not None and att.status == "failed" and (last is None or att.id > last.id):
+    if att is not None and att.status == Outcome.FAILED and (last is None or att.id > last.id):
         failed = Reason(
-            "last_failed", {"at": att.finished_at, "error": (att.error or "")[:200]}
+            ReasonCode.LAST_FAILED, {"at": att.finished_at, "error": (att.error or "")[:200]}
         )
     if last is None or not exists:
         values: dict[str, Any] = {}
         if last is not None:
             values["last_success"] = last.finished_at
             values["output"] = "absent"
-        return [Reason("missing", values)] + ([failed] if failed else [])
+        return [Reason(ReasonCode.MISSING, values)] + ([failed] if failed else [])
     reasons: list[Reason] = []
     for dep in spec.deps:
         dspec = specs.get(dep)
@@ -218,20 +196,22 @@ def own_reasons(
         if cur_version is not None and cur_version != recorded:
             reasons.append(
                 Reason(
-                    "upstream_changed",
+                    ReasonCode.UPSTREAM_CHANGED,
                     {"input": dep, "recorded": recorded, "current": cur_version},
                 )
             )
     if last.code_version != spec.code_version:
         reasons.append(
             Reason(
-                "code_changed", {"recorded": last.code_version, "current": spec.code_version}
+                ReasonCode.CODE_CHANGED,
+                {"recorded": last.code_version, "current": spec.code_version},
             )
         )
     if last.config_hash != spec.config_hash:
         reasons.append(
             Reason(
-                "config_changed", {"recorded": last.config_hash, "current": spec.config_hash}
+                ReasonCode.CONFIG_CHANGED,
+                {"recorded": last.config_hash, "current": spec.config_hash},
             )
         )
     if failed is not None:
@@ -249,24 +229,26 @@ def freshness_of(
     obs = snapshot.observations.get(sources[0])
     last = snapshot.state(spec.key).last_success
     if obs is None or obs.end_time is None:
-        return Freshness("UNKNOWN", store_end=last.time_max if last else None)
+        return Freshness(FreshnessState.UNKNOWN, store_end=last.time_max if last else None)
     source_lag = max(now - obs.end_time, timedelta(0))
     if last is None or last.time_max is None:
-        return Freshness("UNKNOWN", source_lag=source_lag, source_end=obs.end_time)
+        return Freshness(
+            FreshnessState.UNKNOWN, source_lag=source_lag, source_end=obs.end_time
+        )
     lag = max(obs.end_time - last.time_max, timedelta(0))
     policy = spec.freshness or DEFAULT_FRESHNESS
-    state = "PASS"
+    state = FreshnessState.PASS
     if policy.fail is not None and lag > policy.fail:
-        state = "FAIL"
+        state = FreshnessState.FAIL
     elif policy.warn is not None and lag > policy.warn:
-        state = "WARN"
+        state = FreshnessState.WARN
     return Freshness(state, lag, source_lag, obs.end_time, last.time_max)
 
 
-def _strongest(reasons: list[Reason], refresh: bool) -> str:
+def _strongest(reasons: list[Reason], refresh: bool) -> Action:
     actions = [REASON_ACTION[r.code] for r in reasons]
-    if refresh and any(r.code == "forced" for r in reasons):
-        actions.append("rebuild")
+    if refresh and any(r.code == ReasonCode.FORCED for r in reasons):
+        actions.append(Action.REBUILD)
     return min(actions, key=ACTION_ORDER.index)
 
 
@@ -281,11 +263,15 @@ def plan(
     refresh: bool = False,
     include_upstream: bool = True,
     exists: Mapping[str, bool] | None = None,
+    upstream_of: set[str] | None = None,
 ) -> Plan:
     """Decide what to materialize, in which order, and why; and why not the rest.
 
     ``selection`` None means every asset (the daily flow). A targeted selection also takes in
-    its stale or missing ancestors unless ``include_upstream`` is False. ``force`` and
+    its stale or missing ancestors unless ``include_upstream`` is False: the ancestors of
+    ``upstream_of`` (default: the whole selection), which the caller sets to the assets the
+    user named, so that a catalog reached by ``x+`` does not pull in its other inputs (they
+    are siblings of ``x``, not what was asked for). ``force`` and
     ``refresh`` apply to the selected assets only.
     """
     result = Plan(now=now)
@@ -303,7 +289,7 @@ def plan(
         if req is not None:
             reasons.append(
                 Reason(
-                    "waiting",
+                    ReasonCode.WAITING,
                     {
                         "request_id": req.request_uuid,
                         "status": req.status,
@@ -325,7 +311,8 @@ def plan(
         selected = {k for k in selection if not specs[k].observable}
         candidates = set(selected)
         if include_upstream:
-            for anc in ancestors_of(graph, selected):
+            roots = selected if upstream_of is None else (selected & set(upstream_of))
+            for anc in ancestors_of(graph, roots):
                 if not specs[anc].observable:
                     between.add(anc)
                     if result.stale.get(anc):
@@ -338,13 +325,13 @@ def plan(
         ):
             continue
         reasons = list(result.stale[key])
-        waiting = next((r for r in reasons if r.code == "waiting"), None)
+        waiting = next((r for r in reasons if r.code == ReasonCode.WAITING), None)
         if waiting is not None:
             nxt = waiting.values.get("next_check_at")
             if nxt is not None and nxt > now and not (force and key in selected):
                 result.not_planned[key] = NotPlanned(
                     key,
-                    "waiting",
+                    NotPlannedCode.WAITING,
                     f"waiting on OOI request {waiting.values.get('request_id')} "
                     f"(next check {nxt:%Y-%m-%d %H:%M})",
                     dict(waiting.values),
@@ -352,9 +339,9 @@ def plan(
                 continue
         up = [d for d in graph.predecessors(key) if d in planned]
         if up:
-            reasons.append(Reason("upstream_planned", {"inputs": sorted(up)}))
+            reasons.append(Reason(ReasonCode.UPSTREAM_PLANNED, {"inputs": sorted(up)}))
         if (force or refresh) and key in selected:
-            reasons.append(Reason("forced", {"refresh": refresh}))
+            reasons.append(Reason(ReasonCode.FORCED, {"refresh": refresh}))
         if reasons:
             planned[key] = PlanItem(key, _strongest(reasons, refresh), reasons)
             continue
@@ -389,12 +376,12 @@ def _why_not(
     failed = [
         d
         for d in graph.predecessors(key)
-        if (a := snapshot.state(d).last_attempt) is not None and a.status == "failed"
+        if (a := snapshot.state(d).last_attempt) is not None and a.status == Outcome.FAILED
     ]
     if failed:
         return NotPlanned(
             key,
-            "upstream_failed",
+            NotPlannedCode.UPSTREAM_FAILED,
             f"upstream failed: {', '.join(sorted(failed))}",
             {"inputs": failed},
         )
@@ -409,8 +396,10 @@ def _why_not(
     ):
         return NotPlanned(
             key,
-            "source_behind",
+            NotPlannedCode.SOURCE_BEHIND,
             f"up to date with OOI, but OOI itself is behind: source lag {fr.source_lag}",
             {"source_end": fr.source_end, "source_lag": str(fr.source_lag)},
         )
-    return NotPlanned(key, "fresh", "fresh: nothing changed since the last success")
+    return NotPlanned(
+        key, NotPlannedCode.FRESH, "fresh: nothing changed since the last success"
+    )

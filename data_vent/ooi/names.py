@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from data_vent.ooi.errors import OOIParseError
+from data_vent.core.errors import OOIParseError
 
 _PART = r"[A-Za-z0-9]+"
 _TABLE = rf"{_PART}-{_PART}-{_PART}-{_PART}-[A-Za-z0-9_]+-[A-Za-z0-9_]+"

@@ -13,15 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from data_vent.assets.kinds import Observation
-from data_vent.keys import source_key
-from data_vent.ooi.errors import OOIError
+from data_vent.core.errors import OOIError
+from data_vent.core.keys import source_key
+from data_vent.core.records import Observation
 from data_vent.ooi.names import parse_table
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from data_vent.ooi.client import OOIClient, StreamTimes
+    from data_vent.ooi.client import OOIClient
+    from data_vent.ooi.responses import StreamTimes
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def observe_and_record(
     engine: Engine, client: OOIClient, tables: list[str], concurrency: int = 4
 ) -> tuple[list[Observation], ObserveResult]:
     """Observe and store what changed: (changed observations, full result)."""
-    from data_vent.state.repo import record_observations
+    from data_vent.state.observations import record_observations
 
     result = observe_instruments(client, tables, concurrency)
     return record_observations(engine, list(result)), result

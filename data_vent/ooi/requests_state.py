@@ -1,4 +1,4 @@
-"""Async OOI requests as persistent state (``OOIRequest`` rows), not a process waiting.
+"""Async OOI requests as persistent state (rows in ``state.requests``), not a process waiting.
 
 A run starts a request or resumes the outstanding one for the same asset and range, checks
 ``status.txt`` a bounded time, and otherwise moves on (the asset is ``waiting``); the next run
@@ -13,46 +13,31 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
-
-from data_vent.ooi.errors import OOINotFound
+from data_vent.core.errors import OOINotFound
+from data_vent.core.snapshot import RequestRecord
+from data_vent.core.timeutil import to_naive_utc, utcnow
+from data_vent.core.vocab import RequestStatus
 from data_vent.ooi.thredds import ThreddsFile
-from data_vent.state.db import session_scope
-from data_vent.state.models import OOIRequest
-from data_vent.timeutil import to_naive_utc, utcnow
+from data_vent.state import requests as rows
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from data_vent.ooi.client import OOIClient
 
-OUTSTANDING = ("pending", "ready")
 DEFAULT_EXPIRY = timedelta(days=14)
 """OOI removes async results after a few weeks; an older request is asked again."""
 
 
 def find_outstanding(
     engine: Engine, asset_key: str, begin: datetime | None, end: datetime | None
-) -> OOIRequest | None:
+) -> RequestRecord | None:
     """The newest ``pending``/``ready`` request for this asset and exact range."""
-    with session_scope(engine) as s:
-        stmt = (
-            select(OOIRequest)
-            .where(OOIRequest.asset_key == asset_key)
-            .where(col(OOIRequest.status).in_(OUTSTANDING))
-            .where(OOIRequest.range_begin == _naive(begin))
-            .where(OOIRequest.range_end == _naive(end))
-            .order_by(col(OOIRequest.id).desc())
-        )
-        return s.exec(stmt).first()
+    return rows.find_open(engine, asset_key, _naive(begin), _naive(end))
 
 
-def outstanding_requests(engine: Engine, asset_key: str | None = None) -> list[OOIRequest]:
-    with session_scope(engine) as s:
-        stmt = select(OOIRequest).where(col(OOIRequest.status).in_(OUTSTANDING))
-        if asset_key is not None:
-            stmt = stmt.where(OOIRequest.asset_key == asset_key)
-        return list(s.exec(stmt.order_by(col(OOIRequest.id))))
+def outstanding_requests(engine: Engine, asset_key: str | None = None) -> list[RequestRecord]:
+    return rows.open_requests(engine, asset_key)
 
 
 def ensure_request(
@@ -66,7 +51,7 @@ def ensure_request(
     table: str | None = None,
     include_annotations: bool = False,
     expiry: timedelta = DEFAULT_EXPIRY,
-) -> OOIRequest:
+) -> RequestRecord:
     """Reuse the outstanding request for (asset, begin, end) or ask OOI for a new one.
 
     ``table`` defaults to ``asset_key`` (a stream store's key is its table name). Raises
@@ -77,15 +62,16 @@ def ensure_request(
     if existing is not None:
         if existing.expires_at is None or existing.expires_at > now:
             return existing
-        _update(engine, existing, status="expired")
+        _update(engine, existing, status=RequestStatus.EXPIRED)
     answer = client.request_data(
         table or asset_key, begin, end, include_annotations=include_annotations
     )
-    req = OOIRequest(
+    return rows.insert_request(
+        engine,
         asset_key=asset_key,
         range_begin=_naive(begin),
         range_end=_naive(end),
-        status="pending",
+        status=RequestStatus.PENDING,
         request_uuid=answer.request_uuid,
         output_url=answer.output_url or (answer.all_urls[0] if answer.all_urls else None),
         status_url=answer.status_url,
@@ -95,81 +81,72 @@ def ensure_request(
         expires_at=now + expiry,
         run_id=run_id,
     )
-    with session_scope(engine) as s:
-        s.add(req)
-        s.flush()
-        s.refresh(req)
-    return req
 
 
 def check_request(
-    engine: Engine, client: OOIClient, req: OOIRequest, *, table: str | None = None
-) -> OOIRequest:
+    engine: Engine, client: OOIClient, req: RequestRecord, *, table: str | None = None
+) -> RequestRecord:
     """Probe a ``pending`` request once: ready (files stored), failed, expired or pending."""
-    if req.status != "pending":
+    if req.status != RequestStatus.PENDING:
         return req
     now = utcnow()
     if req.expires_at is not None and req.expires_at <= now:
-        return _update(engine, req, status="expired", error="expired before it was ready")
+        return _update(
+            engine, req, status=RequestStatus.EXPIRED, error="expired before it was ready"
+        )
     if not req.status_url:
-        return _update(engine, req, status="failed", error="OOI gave no status URL")
+        return _update(
+            engine, req, status=RequestStatus.FAILED, error="OOI gave no status URL"
+        )
     status = client.request_status(req.status_url)
-    if status.state == "pending":
+    if status.state == RequestStatus.PENDING:
         return _update(engine, req, next_check_at=now)
-    if status.state == "failed":
-        return _update(engine, req, status="failed", error=f"OOI: {status.text[:300]}")
+    if status.state == RequestStatus.FAILED:
+        return _update(
+            engine, req, status=RequestStatus.FAILED, error=f"OOI: {status.text[:300]}"
+        )
     try:
         listing = client.listing(req.output_url or req.status_url, table or req.asset_key)
     except OOINotFound as exc:
-        return _update(engine, req, status="expired", error=str(exc))
+        return _update(engine, req, status=RequestStatus.EXPIRED, error=str(exc))
     files = [f.to_dict() for f in listing.data + listing.provenance]
-    return _update(engine, req, status="ready", files=files, error=None)
+    return _update(engine, req, status=RequestStatus.READY, files=files, error=None)
 
 
 def wait_until_ready(
     engine: Engine,
     client: OOIClient,
-    req: OOIRequest,
+    req: RequestRecord,
     max_wait: float,
     poll: float,
     *,
     table: str | None = None,
-) -> OOIRequest:
+) -> RequestRecord:
     """Check until the request leaves ``pending`` or ``max_wait`` s pass (then pending)."""
     deadline = time.monotonic() + max(0.0, max_wait)
     while True:
         req = check_request(engine, client, req, table=table)
         remaining = deadline - time.monotonic()
-        if req.status != "pending" or remaining <= 0:
+        if req.status != RequestStatus.PENDING or remaining <= 0:
             return req
         time.sleep(min(max(poll, 0.01), remaining))
 
 
-def mark_done(engine: Engine, req: OOIRequest) -> OOIRequest:
-    return _update(engine, req, status="done")
+def mark_done(engine: Engine, req: RequestRecord) -> RequestRecord:
+    return _update(engine, req, status=RequestStatus.DONE)
 
 
-def mark_failed(engine: Engine, req: OOIRequest, error: str) -> OOIRequest:
-    return _update(engine, req, status="failed", error=error[:2000])
+def mark_failed(engine: Engine, req: RequestRecord, error: str) -> RequestRecord:
+    return _update(engine, req, status=RequestStatus.FAILED, error=error[:2000])
 
 
-def request_files(req: OOIRequest, kind: str = "data") -> list[ThreddsFile]:
+def request_files(req: RequestRecord, kind: str = "data") -> list[ThreddsFile]:
     """The stored files of a ready request (``data`` or ``provenance``), in harvest order."""
     return [ThreddsFile.from_dict(d) for d in req.files or [] if d.get("kind") == kind]
 
 
-def _update(engine: Engine, req: OOIRequest, **values: object) -> OOIRequest:
-    with session_scope(engine) as s:
-        row = s.get(OOIRequest, req.id)
-        if row is None:
-            raise LookupError(f"OOI request row {req.id} vanished from the state DB")
-        for k, v in values.items():
-            setattr(row, k, v)
-        row.updated_at = utcnow()
-        s.add(row)
-        s.flush()
-        s.refresh(row)
-        return row
+def _update(engine: Engine, req: RequestRecord, **values: object) -> RequestRecord:
+    return rows.update_request(engine, req.id, **values)
 
 
 def _naive(value: datetime | None) -> datetime | None:

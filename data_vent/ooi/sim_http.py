@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
-from data_vent.timeutil import parse_ooi_time, to_ntp_seconds
+from data_vent.core.timeutil import parse_ooi_time, to_ntp_seconds
+from data_vent.ooi.sim_request import SimRequest
 
-if TYPE_CHECKING:
-    from data_vent.ooi.simulator import SimRequest, SimStream, Simulator
+if TYPE_CHECKING:  # annotations only: at run time the simulator imports this module
+    from data_vent.ooi.simulator import SimStream, Simulator
 
 API = "/api/m2m/"
 _SAFE_USER = re.compile(r"[^A-Za-z0-9_.@-]")
@@ -271,8 +272,6 @@ class Handler(BaseHTTPRequestHandler):
             raise _no_results(str(uuid.uuid4()))
         host = f"http://{self.headers.get('Host') or sim.host_url.split('//', 1)[1]}"
         if estimate:
-            from data_vent.ooi.simulator import SimRequest
-
             fake = SimRequest(
                 "",
                 table,
@@ -448,7 +447,7 @@ def _stream_byname(name: str) -> dict[str, Any]:
 
 
 def _deployment_record(s: SimStream, n: int) -> dict[str, Any]:
-    from data_vent.timeutil import from_ntp_seconds
+    from data_vent.core.timeutil import from_ntp_seconds
 
     start = from_ntp_seconds(s.t0 + (n - 1) * s.deployment_days * 86400)
     epoch = datetime(1970, 1, 1)

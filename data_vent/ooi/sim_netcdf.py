@@ -20,9 +20,9 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
+from data_vent.core.timeutil import from_ntp_seconds, utcnow
 from data_vent.ncio import netcdf4_file
 from data_vent.ooi.names import parse_table
-from data_vent.timeutil import from_ntp_seconds, utcnow
 
 SE_VERSION = "1.2.7"
 FILL_F64 = -9999999.0

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from data_vent.core.timeutil import from_ntp_seconds, to_naive_utc, to_ntp_seconds, utcnow
 from data_vent.ooi.names import TableName, data_file_name, parse_table
 from data_vent.ooi.sim_netcdf import FileSpec, write_stream_file
-from data_vent.timeutil import from_ntp_seconds, to_naive_utc, to_ntp_seconds, utcnow
+from data_vent.ooi.sim_request import SimRequest
 
 FAULTS = (
     "http_500",  # API answers 500 (``times``: how many calls fail, default always)
@@ -138,22 +139,6 @@ def streams_from_configs(config_dir: str | Path, clock: datetime) -> list[SimStr
         sim = doc.get("simulator") or {}
         out.append(stream_from_table(table, clock, **sim))
     return out
-
-
-@dataclass
-class SimRequest:
-    uuid: str
-    table: str
-    begin: float
-    end: float
-    user: str
-    folder: str
-    created: float  # monotonic
-    ready_at: float | None  # monotonic; None: never
-    failed: bool
-    include_provenance: bool
-    files: dict[str, Path] | None = None
-    sizes: dict[str, int] = field(default_factory=dict)
 
 
 class Simulator:

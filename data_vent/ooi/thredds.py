@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from data_vent.ooi.errors import OOIParseError
+from data_vent.core.errors import OOIParseError
 from data_vent.ooi.names import DATA_FILE_RE, PROVENANCE_RE, parse_file_time
 
 NS = "{http://www.unidata.ucar.edu/namespaces/thredds/InvCatalog/v1.0}"

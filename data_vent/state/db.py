@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
-from data_vent.errors import BadInput
+from data_vent.core.errors import BadInput
 
 _ENGINES: dict[str, Engine] = {}
 _UPGRADED: set[str] = set()

@@ -3,9 +3,9 @@
 Datetimes are stored naive (``DateTime`` without zone, UTC by convention) rather than
 sqlmodel's aware ``UTCDateTime``: stores, pandas and OOI all work in naive UTC.
 
-All datetimes are naive UTC (see ``data_vent.timeutil``). ``asset`` carries pointers to the
-latest success, latest attempt and latest observation so that the planner reads everything it
-needs in a handful of set-based queries, whatever the number of assets.
+All datetimes are naive UTC (see ``data_vent.core.timeutil``). ``asset`` carries pointers to
+the latest success, latest attempt and latest observation so that the planner reads
+everything it needs in a handful of set-based queries, whatever the number of assets.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from data_vent.timeutil import utcnow
+from data_vent.core.timeutil import utcnow
+from data_vent.core.vocab import RequestStatus
 
 
 class Asset(SQLModel, table=True):
@@ -74,7 +75,9 @@ class Materialization(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     asset_key: str = Field(max_length=300)
     run_id: str = Field(max_length=64, index=True)
-    status: str = Field(max_length=16)  # success | failed | waiting | skipped
+    flow_run_id: str | None = Field(default=None, max_length=64, index=True)
+    """Prefect's flow-run id when the attempt ran in a flow (its logs are there)."""
+    status: str = Field(max_length=16)  # Outcome: success | failed | waiting | skipped
     action: str = Field(max_length=32)
     reasons: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
@@ -106,7 +109,7 @@ class OOIRequest(SQLModel, table=True):
     asset_key: str = Field(max_length=300)
     range_begin: datetime | None = Field(default=None, sa_type=DateTime)
     range_end: datetime | None = Field(default=None, sa_type=DateTime)
-    status: str = Field(default="pending", max_length=16)  # pending|ready|failed|expired|done
+    status: str = Field(default=RequestStatus.PENDING.value, max_length=16)  # RequestStatus
     request_uuid: str | None = Field(default=None, max_length=64)
     output_url: str | None = Field(default=None, sa_column=Column(Text))
     status_url: str | None = Field(default=None, sa_column=Column(Text))

@@ -6,75 +6,24 @@ their last attempts, the latest observation of each source, and open OOI request
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from data_vent.assets.kinds import Observation
+from data_vent.core.records import Observation
+from data_vent.core.snapshot import (
+    AssetState,
+    AttemptRecord,
+    StateSnapshot,
+    SuccessRecord,
+)
+from data_vent.core.vocab import OPEN_REQUEST_STATES
 from data_vent.state.models import Asset, Materialization, OOIRequest, SourceObservation
+from data_vent.state.requests import request_record
 
 A = Asset.__table__
 M = Materialization.__table__
 O = SourceObservation.__table__  # noqa: E741
 R = OOIRequest.__table__
-
-OPEN_REQUEST_STATES = ("pending", "ready")
-
-
-@dataclass
-class SuccessRecord:
-    id: int
-    code_version: str | None
-    config_hash: str | None
-    input_versions: dict[str, Any]
-    data_version: str | None
-    time_min: datetime | None
-    time_max: datetime | None
-    rows: int | None
-    finished_at: datetime | None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class AttemptRecord:
-    id: int
-    status: str
-    error: str | None
-    finished_at: datetime | None
-    run_id: str
-
-
-@dataclass
-class RequestRecord:
-    id: int
-    asset_key: str
-    status: str
-    request_uuid: str | None
-    created_at: datetime
-    next_check_at: datetime | None
-    range_begin: datetime | None
-    range_end: datetime | None
-
-
-@dataclass
-class AssetState:
-    key: str
-    last_success: SuccessRecord | None = None
-    last_attempt: AttemptRecord | None = None
-
-
-@dataclass
-class StateSnapshot:
-    assets: dict[str, AssetState] = field(default_factory=dict)
-    observations: dict[str, Observation] = field(default_factory=dict)
-    requests: dict[str, RequestRecord] = field(default_factory=dict)
-    queries: int = 0
-
-    def state(self, key: str) -> AssetState:
-        return self.assets.get(key) or AssetState(key)
 
 
 def read_snapshot(engine: Engine) -> StateSnapshot:
@@ -131,29 +80,11 @@ def read_snapshot(engine: Engine) -> StateSnapshot:
                 r.source_key, r.begin_time, r.end_time, r.count
             )
         reqs = conn.execute(
-            select(
-                R.c.id,
-                R.c.asset_key,
-                R.c.status,
-                R.c.request_uuid,
-                R.c.created_at,
-                R.c.next_check_at,
-                R.c.range_begin,
-                R.c.range_end,
-            )
-            .where(R.c.status.in_(OPEN_REQUEST_STATES))
+            select(R)
+            .where(R.c.status.in_([str(s) for s in OPEN_REQUEST_STATES]))
             .order_by(R.c.id)
-        )
+        ).mappings()
         for r in reqs:
-            snap.requests[r.asset_key] = RequestRecord(
-                r.id,
-                r.asset_key,
-                r.status,
-                r.request_uuid,
-                r.created_at,
-                r.next_check_at,
-                r.range_begin,
-                r.range_end,
-            )
+            snap.requests[r["asset_key"]] = request_record(r)
     snap.queries = 5
     return snap

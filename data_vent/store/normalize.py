@@ -99,7 +99,7 @@ PER_REQUEST_ATTRS = frozenset(
     }
 )
 _SECONDS_SINCE = re.compile(r"^\s*seconds?\s+since\s+(.+?)\s*$", re.IGNORECASE)
-STR_DTYPE = np.dtypes.StringDType()
+STR_DTYPE = np.dtypes.StringDType()  # strings in memory: what zarr reads back, no objects
 
 
 @dataclass(frozen=True)

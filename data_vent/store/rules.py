@@ -58,7 +58,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
-from data_vent.errors import DataVentError
+from data_vent.core.errors import DataVentError
 from data_vent.store.normalize import TIME, NormalizedFile, VarSpec
 
 

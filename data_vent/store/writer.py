@@ -7,9 +7,10 @@ Memory: time is scanned and planned in blocks (``TimeScan``; a clean file -- eve
 and strictly increasing -- becomes one contiguous row range), data are moved one variable and
 one chunk-aligned piece at a time, and the checks read time back chunk by chunk, so memory
 holds about one chunk of one variable whatever the file size. Only a file with invalid,
-unsorted or duplicate times is planned on whole-file index arrays (8-16 bytes a row). Each
-chunk is written once (the store's last partial chunk once per file). The commit protocol is
-in ``commit.py``, the append rules in ``rules.py``.
+unsorted or duplicate times, and files whose time spans overlap (merged into one segment),
+are planned on whole-file arrays (8-28 bytes a row; ``rows.py``). Each chunk is written once
+(the store's last partial chunk once per segment). The commit protocol is in ``commit.py``,
+the append rules in ``rules.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from data_vent.core.timeutil import from_ntp_seconds
 from data_vent.store import commit as cm
 from data_vent.store.checks import check_write
 from data_vent.store.chunks import (
@@ -56,7 +58,6 @@ from data_vent.store.rules import (
     merge_schema,
 )
 from data_vent.store.values import prepared, rows_equal
-from data_vent.timeutil import from_ntp_seconds
 
 
 # ------------------------------------------------------------------ committed schema

@@ -50,3 +50,18 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if s and s[-1] in units:
         return timedelta(seconds=float(s[:-1]) * units[s[-1]])
     return timedelta(seconds=float(s))
+
+
+def fmt_lag(lag: timedelta | None) -> str:
+    """A lag for people: ``2d 3h``, ``5h 10m``, ``12m`` (``-`` when unknown)."""
+    if lag is None:
+        return "-"
+    secs = int(lag.total_seconds())
+    days, rem = divmod(secs, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes = rem // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"

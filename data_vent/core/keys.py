@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from data_vent.errors import KeyError_
+from data_vent.core.errors import KeyError_
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 

@@ -17,23 +17,27 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import networkx as nx
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from data_vent.assets.kinds import (
+from data_vent.assets.kinds import MaterializeContext, get_kind
+from data_vent.core.plan import PlanItem
+from data_vent.core.records import (
     InputVersion,
-    MaterializeContext,
-    PreviousState,
+    MaterializationRecord,
     Reason,
-    get_kind,
+    input_version_record,
 )
-from data_vent.assets.spec import AssetSpec
-from data_vent.graph.planner import PlanItem, input_version_record
+from data_vent.core.spec import AssetSpec
+from data_vent.core.timeutil import utcnow
+from data_vent.core.vocab import Action, Outcome
 from data_vent.settings import Settings
-from data_vent.state import repo
-from data_vent.state.models import Asset, Materialization
-from data_vent.state.repo import latest_observations
-from data_vent.timeutil import utcnow
+from data_vent.state import leases
+from data_vent.state.materializations import (
+    last_success_versions,
+    previous_state,
+    record_materialization,
+)
+from data_vent.state.observations import latest_observations
 
 log = logging.getLogger("data_vent")
 
@@ -41,8 +45,8 @@ log = logging.getLogger("data_vent")
 @dataclass
 class AssetOutcome:
     key: str
-    status: str  # success | failed | waiting | skipped | locked
-    action: str
+    status: Outcome
+    action: Action | str
     reasons: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     rows: int | None = None
@@ -114,32 +118,10 @@ def current_inputs(
         out[key] = InputVersion(key, obs.data_version, obs)
     for key in sources:
         out.setdefault(key, InputVersion(key, None, None))
-    if others:
-        a, m = Asset.__table__, Materialization.__table__
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(a.c.key, m.c.data_version)
-                .join(m, m.c.id == a.c.last_success_id)
-                .where(a.c.key.in_(others))
-            )
-            for r in rows:
-                out[r.key] = InputVersion(r.key, r.data_version)
-        for key in others:
-            out.setdefault(key, InputVersion(key, None))
+    versions = last_success_versions(engine, others)
+    for key in others:
+        out[key] = InputVersion(key, versions.get(key))
     return out
-
-
-def previous_state(engine: Engine, key: str) -> PreviousState | None:
-    a, m = Asset.__table__, Materialization.__table__
-    with engine.connect() as conn:
-        r = conn.execute(
-            select(m.c.data_version, m.c.time_min, m.c.time_max, m.c.rows, m.c.details)
-            .join(a, a.c.last_success_id == m.c.id)
-            .where(a.c.key == key)
-        ).first()
-    if r is None:
-        return None
-    return PreviousState(r.data_version, r.time_min, r.time_max, r.rows, r.details or {})
 
 
 class _LeaseKeeper:
@@ -156,7 +138,7 @@ class _LeaseKeeper:
 
     def renew(self) -> None:
         try:
-            repo.renew_lease(self.engine, self.key, self.holder, self.ttl)
+            leases.renew_lease(self.engine, self.key, self.holder, self.ttl)
         except Exception:
             log.warning("could not renew the lease of %s", self.key, exc_info=True)
 
@@ -175,19 +157,30 @@ def materialize_asset(
     settings: Settings,
     engine: Engine,
     run_id: str,
+    flow_run_id: str | None = None,
 ) -> AssetOutcome:
-    """Materialize one planned asset under its lease and record the attempt."""
+    """Materialize one planned asset under its lease and record the attempt (with the
+    Prefect flow run it ran in, if any)."""
     spec = specs[item.key]
-    started = utcnow()
+    attempt = MaterializationRecord(
+        spec.key,
+        run_id,
+        item.action,
+        item.reasons,
+        code_version=spec.code_version,
+        config_hash=spec.config_hash,
+        flow_run_id=flow_run_id,
+    )
+    started = attempt.started_at
     reasons = [r.to_json() for r in item.reasons]
     holder = f"{holder_id()}:{run_id}"
     ttl = settings.lease_seconds
-    if not repo.acquire_lease(engine, spec.key, holder, ttl, run_id):
-        current = repo.lease_holder(engine, spec.key)
+    if not leases.acquire_lease(engine, spec.key, holder, ttl, run_id):
+        current = leases.lease_holder(engine, spec.key)
         who = current[0] if current else "another run"
         out = AssetOutcome(
             spec.key,
-            "locked",
+            Outcome.LOCKED,
             item.action,
             reasons,
             error=f"another run holds the lease ({who})",
@@ -218,24 +211,19 @@ def materialize_asset(
         }
         if result.input_versions:
             input_versions.update(result.input_versions)
-        repo.record_materialization(
+        record_materialization(
             engine,
-            asset_key=spec.key,
-            run_id=run_id,
-            status=result.status,
-            action=item.action,
-            reasons=item.reasons,
-            started_at=started,
-            code_version=spec.code_version,
-            config_hash=spec.config_hash,
-            input_versions=input_versions,
-            data_version=result.data_version,
-            time_min=result.time_min,
-            time_max=result.time_max,
-            rows=result.rows,
-            details=result.metadata,
+            attempt.finish(
+                result.status,
+                input_versions=input_versions,
+                data_version=result.data_version,
+                time_min=result.time_min,
+                time_max=result.time_max,
+                rows=result.rows,
+                details=result.metadata,
+            ),
         )
-        if result.status == "waiting":
+        if result.status == Outcome.WAITING:
             result.metadata = {**result.metadata, "has_output": ctx.previous is not None}
         out = AssetOutcome(
             spec.key,
@@ -250,28 +238,17 @@ def materialize_asset(
     except Exception as exc:  # recorded, reported; the run goes on with the others
         message = redact(one_line(exc), settings)
         logger.error("materialization of %s failed: %s", spec.key, message)
-        repo.record_materialization(
-            engine,
-            asset_key=spec.key,
-            run_id=run_id,
-            status="failed",
-            action=item.action,
-            reasons=item.reasons,
-            started_at=started,
-            code_version=spec.code_version,
-            config_hash=spec.config_hash,
-            error=message,
-        )
+        record_materialization(engine, attempt.finish(Outcome.FAILED, error=message))
         out = AssetOutcome(
             spec.key,
-            "failed",
+            Outcome.FAILED,
             item.action,
             reasons,
             error=message,
             seconds=(utcnow() - started).total_seconds(),
         )
     finally:
-        repo.release_lease(engine, spec.key, holder)
+        leases.release_lease(engine, spec.key, holder)
     notify("asset_done", out)
     return out
 
@@ -292,10 +269,10 @@ def blocked_by(
         out = outcomes.get(anc)
         if out is None:
             continue
-        if out.status in ("failed", "skipped", "locked"):
+        if out.status in (Outcome.FAILED, Outcome.SKIPPED, Outcome.LOCKED):
             return anc
         if (
-            out.status == "waiting"
+            out.status == Outcome.WAITING
             and not out.details.get("has_output")
             and not (partial_inputs_ok)
         ):
@@ -305,9 +282,11 @@ def blocked_by(
 
 def is_failure(out: AssetOutcome) -> bool:
     """Failed, locked out, or skipped because of a failure (not because OOI is waiting)."""
-    if out.status in ("failed", "locked"):
+    if out.status in (Outcome.FAILED, Outcome.LOCKED):
         return True
-    return out.status == "skipped" and not (out.error or "").startswith("upstream waiting")
+    return out.status == Outcome.SKIPPED and not (out.error or "").startswith(
+        "upstream waiting"
+    )
 
 
 def skip(
@@ -316,27 +295,27 @@ def skip(
     outcomes: Mapping[str, AssetOutcome],
     engine: Engine,
     run_id: str,
+    flow_run_id: str | None = None,
 ) -> AssetOutcome:
     why = outcomes[upstream].status
     reason = {
-        "failed": "upstream failed",
-        "skipped": "upstream failed",
-        "waiting": "upstream waiting on OOI",
+        Outcome.FAILED: "upstream failed",
+        Outcome.SKIPPED: "upstream failed",
+        Outcome.WAITING: "upstream waiting on OOI",
     }.get(why, f"upstream {why}")
     message = f"{reason}: {upstream}"
-    repo.record_materialization(
+    record_materialization(
         engine,
-        asset_key=item.key,
-        run_id=run_id,
-        status="skipped",
-        action=item.action,
-        reasons=item.reasons,
-        started_at=utcnow(),
-        error=message,
-        set_last_attempt=False,
+        MaterializationRecord(
+            item.key, run_id, item.action, item.reasons, flow_run_id=flow_run_id
+        ).finish(Outcome.SKIPPED, error=message),
     )
     out = AssetOutcome(
-        item.key, "skipped", item.action, [r.to_json() for r in item.reasons], error=message
+        item.key,
+        Outcome.SKIPPED,
+        item.action,
+        [r.to_json() for r in item.reasons],
+        error=message,
     )
     notify("asset_done", out)
     return out
@@ -349,6 +328,7 @@ def run_generations(
     run_id: str,
     run_batch: Callable[[list[PlanItem]], list[AssetOutcome]],
     partial_inputs_ok: set[str] | None = None,
+    flow_run_id: str | None = None,
 ) -> dict[str, AssetOutcome]:
     """Run generations in order; inside one, ``run_batch`` runs items concurrently.
 
@@ -360,7 +340,7 @@ def run_generations(
         for item in gen:
             up = blocked_by(item, graph, outcomes, item.key in (partial_inputs_ok or ()))
             if up is not None:
-                outcomes[item.key] = skip(item, up, outcomes, engine, run_id)
+                outcomes[item.key] = skip(item, up, outcomes, engine, run_id, flow_run_id)
             else:
                 runnable.append(item)
         for out in run_batch(runnable):
@@ -369,4 +349,4 @@ def run_generations(
 
 
 def reason_objects(reasons: Sequence[dict[str, Any]]) -> list[Reason]:
-    return [Reason(r["code"], r.get("values", {})) for r in reasons]
+    return [Reason.from_json(r) for r in reasons]

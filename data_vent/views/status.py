@@ -1,17 +1,15 @@
-"""Harvest status and history from the state DB: the third way in, beside flows and CLI."""
+"""Harvest status rows and `why` from a plan and a snapshot: the third way in."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-
+from data_vent.core.snapshot import StateSnapshot
+from data_vent.core.timeutil import fmt_lag
+from data_vent.core.vocab import ReasonCode
 from data_vent.graph.planner import Plan
-from data_vent.report import fmt_lag
-from data_vent.state.models import Materialization
-from data_vent.state.snapshot import StateSnapshot
-from data_vent.workspace import Workspace
+from data_vent.graph.status import asset_status, headline
+from data_vent.run.workspace import Workspace
 
 
 def status_rows(
@@ -49,22 +47,6 @@ def status_rows(
     return rows
 
 
-def history(engine: Engine, key: str, limit: int = 50) -> list[dict[str, Any]]:
-    m = Materialization.__table__
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(m).where(m.c.asset_key == key).order_by(m.c.id.desc()).limit(limit)
-        ).mappings()
-        out = []
-        for r in rows:
-            d = dict(r)
-            for k, v in d.items():
-                if hasattr(v, "isoformat"):
-                    d[k] = v.isoformat()
-            out.append(d)
-    return out
-
-
 def explain(
     ws: Workspace, plan: Plan, key: str, depth: int = 0, seen: set | None = None
 ) -> list[str]:
@@ -85,7 +67,14 @@ def explain(
     lines = [f"{pad}{key}: planned, action {item.action}"]
     for r in item.reasons:
         lines.append(f"{pad}  because {r.describe()}")
-        if r.code == "upstream_planned":
+        if r.code == ReasonCode.UPSTREAM_PLANNED:
             for dep in r.values.get("inputs", []):
                 lines += explain(ws, plan, dep, depth + 2, seen)
     return lines
+
+
+def status_map(
+    ws: Workspace, plan: Plan, snapshot: StateSnapshot, keys: set[str]
+) -> dict[str, str]:
+    """Each asset's headline status (the lineage graph's colours)."""
+    return {k: str(headline(asset_status(k, plan, snapshot))) for k in keys}

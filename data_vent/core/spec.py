@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from data_vent.keys import validate_key
+from data_vent.core.keys import validate_key
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,23 @@ import networkx as nx
 from sqlalchemy.engine import Engine
 
 from data_vent.assets.config import load_specs
-from data_vent.assets.kinds import Observation, get_kind
-from data_vent.assets.spec import AssetSpec
-from data_vent.errors import ConfigError
+from data_vent.assets.kinds import get_kind
+from data_vent.core.errors import ConfigError, SelectionError
+from data_vent.core.plan import PlanItem
+from data_vent.core.records import Observation
+from data_vent.core.snapshot import StateSnapshot
+from data_vent.core.spec import AssetSpec
+from data_vent.core.timeutil import utcnow
 from data_vent.graph.build import build_graph
-from data_vent.graph.planner import Plan, PlanItem, ancestors_of, plan
-from data_vent.graph.selection import select, uses_state
-from data_vent.runner import AssetOutcome, materialize_asset, run_generations
+from data_vent.graph.planner import Plan, ancestors_of, plan
+from data_vent.graph.selection import Selected, parse, select_anchored, uses_state
+from data_vent.graph.status import PlanStateView
+from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
 from data_vent.settings import Settings, get_settings
-from data_vent.state import repo
 from data_vent.state.db import get_engine
-from data_vent.state.snapshot import StateSnapshot, read_snapshot
-from data_vent.timeutil import utcnow
+from data_vent.state.observations import record_observations
+from data_vent.state.snapshot import read_snapshot
+from data_vent.state.specs import SyncReport, sync_specs
 
 
 @dataclass
@@ -46,8 +51,8 @@ class Workspace:
         engine = get_engine(settings.resolved_db_url())
         return cls(settings, specs, graph, engine)
 
-    def sync(self) -> repo.SyncReport:
-        return repo.sync_specs(self.engine, self.specs)
+    def sync(self) -> SyncReport:
+        return sync_specs(self.engine, self.specs)
 
     def snapshot(self) -> StateSnapshot:
         return read_snapshot(self.engine)
@@ -65,7 +70,7 @@ class Workspace:
         observed: list[Observation] = []
         for kind, specs in by_kind.items():
             observed += get_kind(kind).observe(specs, self.settings, self.engine)
-        changed = repo.record_observations(self.engine, observed)
+        changed = record_observations(self.engine, observed)
         return changed, sum(len(v) for v in by_kind.values())
 
     def sources_of(self, keys: Iterable[str]) -> set[str]:
@@ -94,17 +99,18 @@ class Workspace:
         snapshot = snapshot or self.snapshot()
         now = utcnow()
         exists = self.exists_map(self.specs) if check_outputs else None
-        selected = self.select(selection, snapshot) if selection else None
+        picked = self.select_anchored(selection, snapshot) if selection else None
         return plan(
             self.specs,
             self.graph,
             snapshot,
             now,
-            selected,
+            set(picked.keys) if picked else None,
             force=force,
             refresh=refresh,
             include_upstream=include_upstream,
             exists=exists,
+            upstream_of=set(picked.anchors) if picked else None,
         )
 
     def execute(
@@ -112,6 +118,7 @@ class Workspace:
         planned: Plan,
         run_id: str,
         run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+        flow_run_id: str | None = None,
     ) -> dict[str, AssetOutcome]:
         """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
         tasks in the flows), by default one asset after another in this process."""
@@ -125,46 +132,34 @@ class Workspace:
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
         return run_generations(
-            planned.generations, self.graph, self.engine, run_id, run_batch, tolerant
+            planned.generations,
+            self.graph,
+            self.engine,
+            run_id,
+            run_batch,
+            tolerant,
+            flow_run_id=flow_run_id,
         )
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
-        from data_vent.graph.selection import parse
+        """The assets ``text`` selects; one that matches nothing is bad input."""
+        return set(self.select_anchored(text, snapshot).keys)
 
+    def select_anchored(self, text: str, snapshot: StateSnapshot | None = None) -> Selected:
+        """The selection, telling the assets named from those only ``x+`` reached.
+
+        An empty result is an error (exit 2) unless state filters made it so: ``key:"XX*"``
+        is a typo, ``status:stale`` matching nothing is good news.
+        """
         node = parse(text)
         state = None
         if uses_state(node):
             snapshot = snapshot or self.snapshot()
             full = plan(self.specs, self.graph, snapshot, utcnow())
             state = PlanStateView(full, snapshot)
-        return select(text, self.graph, self.specs, state)
-
-
-class PlanStateView:
-    """Status filters (`status:stale`, `reason:missing`) answered from a full plan."""
-
-    def __init__(self, full: Plan, snapshot: StateSnapshot):
-        self.plan = full
-        self.snapshot = snapshot
-
-    def status_of(self, key: str) -> set[str]:
-        reasons = self.plan.stale.get(key)
-        if reasons is None:  # observable sources have no status of their own
-            return set()
-        codes = {r.code for r in reasons}
-        out = {"stale"} if (codes or self.plan.item(key)) else {"fresh"}
-        att = self.snapshot.state(key).last_attempt
-        if att is not None and att.status == "failed":
-            out.add("failed")
-        if "missing" in codes:
-            out.add("missing")
-        if "waiting" in codes:
-            out.add("waiting")
-        return out
-
-    def reasons_of(self, key: str) -> set[str]:
-        codes = {r.code for r in self.plan.stale.get(key, [])}
-        item = self.plan.item(key)
-        if item is not None:
-            codes |= {r.code for r in item.reasons}
-        return codes
+        picked = select_anchored(text, self.graph, self.specs, state)
+        if not picked.keys and state is None:
+            raise SelectionError(
+                f"selection {text!r} matches no asset; `data-vent assets` lists them"
+            )
+        return picked

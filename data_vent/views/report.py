@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
+from data_vent.core.vocab import AssetStatus
 from data_vent.graph.planner import Plan
-
-
-def fmt_lag(lag: timedelta | None) -> str:
-    if lag is None:
-        return "-"
-    secs = int(lag.total_seconds())
-    days, rem = divmod(secs, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes = rem // 60
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m"
 
 
 def fmt_coverage(row: Mapping[str, Any]) -> str:
@@ -32,7 +18,8 @@ def fmt_coverage(row: Mapping[str, Any]) -> str:
 
 def fmt_reasons(row: Mapping[str, Any]) -> str:
     """A status row's reason codes, or why it is not stale."""
-    return "; ".join(x["code"] for x in row["reasons"]) or (row.get("note") or "fresh")
+    codes = "; ".join(x["code"] for x in row["reasons"])
+    return codes or row.get("note") or str(AssetStatus.FRESH)
 
 
 def plan_rows(plan: Plan) -> list[dict[str, Any]]:

@@ -1,0 +1,334 @@
+"""The commands: each parses its options, calls the workspace/runner, and renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from data_vent.cli import render
+from data_vent.cli.app import (
+    AsJson,
+    ConfigDir,
+    Selection,
+    app,
+    console,
+    db_app,
+    ephemeral_hint,
+    err,
+    prefect_quiet,
+    settings_for,
+    workspace,
+)
+from data_vent.core.errors import BadInput
+from data_vent.settings import Settings
+
+GRAPH_FORMATS = ("mermaid", "dot", "html")
+
+
+@app.command()
+def assets(selection: Selection = None, config_dir: ConfigDir = None, as_json: AsJson = False):
+    """List asset definitions (key, kind, group, deps)."""
+    ws = workspace(config_dir)
+    keys = ws.select(selection) if selection else set(ws.specs)
+    rows = [
+        {
+            "key": k,
+            "kind": ws.specs[k].kind,
+            "group": ws.specs[k].group,
+            "deps": list(ws.specs[k].deps),
+            "tags": ws.specs[k].tags,
+        }
+        for k in sorted(keys)
+    ]
+    render.print_json(rows) if as_json else render.assets_table(rows)
+
+
+@app.command()
+def plan(
+    selection: Selection = None,
+    config_dir: ConfigDir = None,
+    force: Annotated[bool, typer.Option(help="Plan selected assets even if fresh.")] = False,
+    refresh: Annotated[
+        bool, typer.Option(help="Plan a full rebuild of the selection.")
+    ] = False,
+    no_upstream: Annotated[bool, typer.Option(help="Do not take in stale ancestors.")] = False,
+    as_json: AsJson = False,
+):
+    """The dry run: what a run would materialize, with the action and reasons (values) of each.
+
+    Reads the state DB only; observe sources first (`data-vent observe`) for fresh news.
+    """
+    from data_vent.views.report import plan_rows
+
+    ws = workspace(config_dir)
+    ws.sync()
+    p = ws.plan(selection, force=force, refresh=refresh, include_upstream=not no_upstream)
+    render.print_json(plan_rows(p)) if as_json else render.plan_table(p)
+
+
+@app.command()
+def materialize(
+    selection: Annotated[str, typer.Argument(help="Asset selection (see `plan --help`).")],
+    config_dir: ConfigDir = None,
+    force: Annotated[bool, typer.Option(help="Materialize even if fresh.")] = False,
+    refresh: Annotated[bool, typer.Option(help="Rebuild the selected stores whole.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan, change nothing.")] = False,
+    no_upstream: Annotated[bool, typer.Option(help="Do not take in stale ancestors.")] = False,
+):
+    """Rematerialize the selected assets that are stale (all of them with --force)."""
+    ws = workspace(config_dir)
+    ws.select(selection)  # bad selection: exit 2 before Prefect starts
+    if dry_run:
+        ws.sync()
+        render.plan_table(
+            ws.plan(selection, force=force, refresh=refresh, include_upstream=not no_upstream)
+        )
+        return
+    result = _run_with_progress(
+        "materialize",
+        ws.settings,
+        selection=selection,
+        force=force,
+        refresh=refresh,
+        include_upstream=not no_upstream,
+    )
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+@app.command()
+def harvest(config_dir: ConfigDir = None):
+    """Run the daily freshness-driven harvest once (observe, plan, materialize the stale)."""
+    ws = workspace(config_dir)  # bad config: exit 2 before Prefect starts
+    result = _run_with_progress("daily_harvest", ws.settings)
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _run_with_progress(flow_name: str, settings: Settings, **params: Any) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from data_vent import flows
+    from data_vent.run import runner
+
+    prefect_quiet()
+    ephemeral_hint()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("planning", total=None)
+
+        def listen(event: str, payload: Any) -> None:
+            if event == "plan":
+                progress.update(bar, total=len(payload), description="materializing")
+            elif event == "asset_done":
+                progress.advance(bar)
+
+        runner.add_listener(listen)
+        try:
+            result = flows.run_flow(getattr(flows, flow_name), settings=settings, **params)
+        finally:
+            runner.remove_listener(listen)
+    render.run_summary(result)
+    return result
+
+
+@app.command()
+def status(
+    selection: Selection = None,
+    config_dir: ConfigDir = None,
+    stale: Annotated[bool, typer.Option("--stale", help="Only stale assets.")] = False,
+    as_json: AsJson = False,
+):
+    """Harvest status: last success, time coverage, rows, lags, freshness and reasons."""
+    from data_vent.views.status import status_rows
+
+    ws = workspace(config_dir)
+    ws.sync()
+    snap = ws.snapshot()
+    p = ws.plan(snapshot=snap)
+    keys = ws.select(selection, snap) if selection else None
+    rows = status_rows(ws, p, snap, keys)
+    if stale:
+        rows = [r for r in rows if r["stale"]]
+    render.print_json(rows) if as_json else render.status_table(rows)
+
+
+@app.command()
+def why(
+    asset: Annotated[str, typer.Argument(help="Asset key.")], config_dir: ConfigDir = None
+):
+    """Why an asset is (or is not) planned, down to the root cause."""
+    from data_vent.views.status import explain
+
+    ws = workspace(config_dir)
+    if asset not in ws.specs:
+        ws.select(asset)  # raises with suggestions
+    ws.sync()
+    render.lines(explain(ws, ws.plan(), asset))
+
+
+@app.command()
+def history(
+    asset: Annotated[str, typer.Argument(help="Asset key.")],
+    config_dir: ConfigDir = None,
+    limit: Annotated[int, typer.Option(help="How many attempts.")] = 20,
+    as_json: AsJson = False,
+):
+    """Past materializations of an asset with their provenance, newest first."""
+    from data_vent.state.materializations import history as attempts
+
+    ws = workspace(config_dir)
+    if asset not in ws.specs:
+        ws.select(asset)
+    rows = attempts(ws.engine, asset, limit)
+    render.print_json(rows) if as_json else render.history_table(asset, rows)
+
+
+@app.command()
+def observe(selection: Selection = None, config_dir: ConfigDir = None):
+    """Ask OOI (metadata/times, one call per instrument) what moved; record the changes."""
+    ws = workspace(config_dir)
+    ws.sync()
+    keys = ws.sources_of(ws.select(selection)) if selection else None
+    changed, total = ws.observe(keys)
+    render.observe_table(changed, total)
+
+
+@db_app.command("upgrade")
+def db_upgrade():
+    """Create or upgrade the state DB schema (alembic) to the latest revision."""
+    from data_vent.state.db import make_engine
+    from data_vent.state.migrate import upgrade
+
+    before, after = upgrade(make_engine(settings_for(None).resolved_db_url()))
+    console.print(f"state DB at revision {after} (was {before or 'empty'})")
+
+
+@app.command()
+def graph(
+    selection: Selection = None,
+    config_dir: ConfigDir = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="mermaid, dot or html.")
+    ] = "mermaid",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file.")
+    ] = None,
+):
+    """The lineage graph (mermaid, dot, or a self-contained HTML page coloured by status)."""
+    from data_vent.views import lineage
+    from data_vent.views.status import status_map, status_rows
+
+    if fmt not in GRAPH_FORMATS:
+        raise BadInput(f"unknown --format {fmt!r}: use mermaid, dot or html")
+    ws = workspace(config_dir)
+    ws.sync()
+    snap = ws.snapshot()
+    p = ws.plan(snapshot=snap)
+    keys = ws.select(selection, snap) if selection else set(ws.specs)
+    sub = ws.graph.subgraph(keys)
+    colours = status_map(ws, p, snap, keys)
+    if fmt == "mermaid":
+        text = lineage.to_mermaid(sub, colours)
+    elif fmt == "dot":
+        text = lineage.to_dot(sub, colours)
+    else:
+        from data_vent.views.fleet import daily_rows, fleet_png
+
+        stores = sorted(k for k in keys if f"{k}/availability" in ws.specs)
+        text = lineage.to_html(
+            sub,
+            colours,
+            status_rows(ws, p, snap, keys),
+            groups={k: ws.specs[k].group for k in keys},
+            fleet_png=fleet_png(daily_rows(stores, ws.settings)),
+        )
+    if output:
+        output.write_text(text)
+        console.print(f"wrote {output}")
+    else:
+        render.write_text(text)
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option(help="Where the stores and the state DB go.")] = Path(
+        ".data-vent/demo"
+    ),
+    days: Annotated[int, typer.Option(help="Simulated days to harvest.")] = 2,
+):
+    """Harvest 25 real RCA streams from the bundled OOI simulator for two simulated days."""
+    from data_vent.demo import run_demo
+    from data_vent.run.workspace import Workspace
+    from data_vent.views.status import status_rows
+
+    prefect_quiet()
+    result = run_demo(home, days=days, console=console)
+    ws = Workspace.load(result["settings"])
+    snap = ws.snapshot()
+    p = ws.plan(snapshot=snap)
+    render.stream_table([r for r in status_rows(ws, p, snap) if r["kind"] == "ooi_stream"])
+    raise typer.Exit(0 if all(run["ok"] for run in result["runs"]) else 1)
+
+
+@app.command()
+def simulator(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 8090,
+    streams: Annotated[
+        Path | None,
+        typer.Option(
+            "--streams",
+            help="Folder of harvest config YAMLs whose streams it serves "
+            "(default: the 25 demo streams).",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Bind address; loopback only unless --allow-remote.")
+    ] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback bind.")] = False,
+    ready_delay: Annotated[
+        float, typer.Option(help="Seconds until requests are ready.")
+    ] = 3.0,
+):
+    """Serve the bundled OOI M2M simulator (same paths as OOINet) until interrupted."""
+    from data_vent.demo import DEMO_CONFIGS
+    from data_vent.ooi.simulator import serve_forever
+
+    if streams is not None and not streams.is_dir():
+        raise BadInput(f"--streams {streams}: not a folder of harvest config YAMLs")
+    try:
+        serve_forever(
+            port,
+            streams or DEMO_CONFIGS,
+            host,
+            ready_delay=ready_delay,
+            allow_remote=allow_remote,
+        )
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"cannot bind {host}:{port}: {exc.strerror}; try --port 0") from None
+
+
+@app.command()
+def ingest(
+    asset: Annotated[str, typer.Argument(help="Stream store key (the OOI table name).")],
+    files: Annotated[list[Path], typer.Argument(help="OOI NetCDF files to ingest.")],
+    config_dir: ConfigDir = None,
+    rebuild: Annotated[bool, typer.Option(help="Replace the store with these files.")] = False,
+):
+    """Ingest local OOI NetCDF files into an asset's store, with the harvest's append rules."""
+    from data_vent.run.ingest import ingest as ingest_into
+
+    outcome = ingest_into(workspace(config_dir), asset, files, rebuild)
+    console.print(
+        f"{asset}: {outcome.rows_added} rows added, {outcome.rows_total} in all, "
+        f"{outcome.time_min} … {outcome.time_max}"
+    )
+    for rule in outcome.rules_applied:
+        console.print(f"  rule {rule.get('rule')}: {rule}", highlight=False)

@@ -1,0 +1,72 @@
+"""The state DB as the planner reads it: plain records, filled by ``state.snapshot``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from data_vent.core.records import Observation
+from data_vent.core.vocab import Outcome, RequestStatus
+
+
+@dataclass
+class SuccessRecord:
+    id: int
+    code_version: str | None
+    config_hash: str | None
+    input_versions: dict[str, Any]
+    data_version: str | None
+    time_min: datetime | None
+    time_max: datetime | None
+    rows: int | None
+    finished_at: datetime | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AttemptRecord:
+    id: int
+    status: Outcome | str
+    error: str | None
+    finished_at: datetime | None
+    run_id: str
+
+
+@dataclass
+class RequestRecord:
+    """An asynchronous OOI request (one ``ooi_request`` row)."""
+
+    id: int
+    asset_key: str
+    status: RequestStatus | str
+    request_uuid: str | None
+    created_at: datetime
+    next_check_at: datetime | None
+    range_begin: datetime | None
+    range_end: datetime | None
+    output_url: str | None = None
+    status_url: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: datetime | None = None
+    expires_at: datetime | None = None
+    run_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class AssetState:
+    key: str
+    last_success: SuccessRecord | None = None
+    last_attempt: AttemptRecord | None = None
+
+
+@dataclass
+class StateSnapshot:
+    assets: dict[str, AssetState] = field(default_factory=dict)
+    observations: dict[str, Observation] = field(default_factory=dict)
+    requests: dict[str, RequestRecord] = field(default_factory=dict)
+    queries: int = 0
+
+    def state(self, key: str) -> AssetState:
+        return self.assets.get(key) or AssetState(key)

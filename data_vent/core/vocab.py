@@ -1,0 +1,93 @@
+"""The words of the design as ``StrEnum``s: reasons, actions, outcomes, statuses.
+
+Each member *is* its string (``Outcome.SUCCESS == "success"``), so the values stored in the
+state DB, JSON output and Prefect parameters are the same bare strings as before: no
+migration. Code names the member; a typo is then an ``AttributeError``, not a silent miss.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    """Why an asset is stale (DESIGN.md's table), in the order of the action it asks for."""
+
+    MISSING = "missing"
+    SOURCE_REPROCESSED = "source_reprocessed"
+    CODE_CHANGED = "code_changed"
+    CONFIG_CHANGED = "config_changed"
+    WAITING = "waiting"
+    SOURCE_ADVANCED = "source_advanced"
+    UPSTREAM_CHANGED = "upstream_changed"
+    UPSTREAM_PLANNED = "upstream_planned"
+    LAST_FAILED = "last_failed"
+    FORCED = "forced"
+
+
+class Action(StrEnum):
+    """What a materialization does; the declaration order is the strength (strongest first)."""
+
+    FULL = "full"
+    REBUILD = "rebuild"
+    RESUME = "resume"
+    APPEND = "append"
+    REMATERIALIZE = "rematerialize"
+    RETRY = "retry"
+
+
+class Outcome(StrEnum):
+    """How one attempt ended. Every value but ``locked`` is stored in ``materialization``."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    WAITING = "waiting"
+    """OOI is still preparing the data: resumed by a later run."""
+    SKIPPED = "skipped"
+    """An upstream asset failed or waits: never tried."""
+    LOCKED = "locked"
+    """Another live run holds the asset's lease: that run's work, not a failure."""
+
+
+class FreshnessState(StrEnum):
+    """Freshness on the data's own time (harvest lag against the asset's policy)."""
+
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    UNKNOWN = "UNKNOWN"
+
+
+class AssetStatus(StrEnum):
+    """An asset's status as ``status``, ``graph`` and ``status:`` selections show it."""
+
+    FAILED = "failed"
+    MISSING = "missing"
+    WAITING = "waiting"
+    STALE = "stale"
+    FRESH = "fresh"
+    SOURCE = "source"
+    """An observable source: observed, never materialized."""
+
+
+class NotPlannedCode(StrEnum):
+    """Why a candidate asset is left out of a plan."""
+
+    FRESH = "fresh"
+    SOURCE_BEHIND = "source_behind"
+    WAITING = "waiting"
+    UPSTREAM_FAILED = "upstream_failed"
+
+
+class RequestStatus(StrEnum):
+    """An asynchronous OOI request: ``pending`` -> ``ready`` -> ``done``, or an end."""
+
+    PENDING = "pending"
+    READY = "ready"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+OPEN_REQUEST_STATES = (RequestStatus.PENDING, RequestStatus.READY)
+"""Requests a run resumes rather than asks OOI again."""

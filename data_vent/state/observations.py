@@ -1,0 +1,76 @@
+"""Source observations: the latest per source, and a new row only when it changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from data_vent.core.records import Observation
+from data_vent.core.timeutil import utcnow
+from data_vent.state.models import Asset, SourceObservation
+
+A = Asset.__table__
+O = SourceObservation.__table__  # noqa: E741
+
+
+def latest_observations(
+    engine: Engine, source_keys: Iterable[str] | None = None
+) -> dict[str, Observation]:
+    """Latest observation per source (one query)."""
+    latest = select(func.max(O.c.id).label("id")).group_by(O.c.source_key)
+    if source_keys is not None:
+        keys = list(source_keys)
+        if not keys:
+            return {}
+        latest = latest.where(O.c.source_key.in_(keys))
+    stmt = select(O).where(O.c.id.in_(latest.scalar_subquery()))
+    out: dict[str, Observation] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(stmt):
+            out[r.source_key] = Observation(r.source_key, r.begin_time, r.end_time, r.count)
+    return out
+
+
+def record_observations(
+    engine: Engine, observations: Sequence[Observation], now: datetime | None = None
+) -> list[Observation]:
+    """Store observations whose (begin, end, count) changed; return those that changed."""
+    if not observations:
+        return []
+    now = now or utcnow()
+    keys = [o.source_key for o in observations]
+    changed: list[Observation] = []
+    with engine.begin() as conn:
+        latest = (
+            select(func.max(O.c.id)).where(O.c.source_key.in_(keys)).group_by(O.c.source_key)
+        )
+        prev = {
+            r.source_key: r.data_version
+            for r in conn.execute(
+                select(O.c.source_key, O.c.data_version).where(
+                    O.c.id.in_(latest.scalar_subquery())
+                )
+            )
+        }
+        for obs in observations:
+            if prev.get(obs.source_key) == obs.data_version:
+                continue
+            new_id = conn.execute(
+                insert(O).values(
+                    source_key=obs.source_key,
+                    begin_time=obs.begin_time,
+                    end_time=obs.end_time,
+                    count=obs.count,
+                    data_version=obs.data_version,
+                    observed_at=now,
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                update(A).where(A.c.key == obs.source_key).values(latest_observation_id=new_id)
+            )
+            prev[obs.source_key] = obs.data_version
+            changed.append(obs)
+    return changed
