@@ -71,13 +71,13 @@ def read_snapshot(engine: Engine) -> StateSnapshot:
             st = snap.assets.setdefault(r.key, AssetState(r.key))
             st.last_attempt = AttemptRecord(r.id, r.status, r.error, r.finished_at, r.run_id)
         obs = conn.execute(
-            select(O.c.source_key, O.c.begin_time, O.c.end_time, O.c.count).join(
-                A, A.c.latest_observation_id == O.c.id
-            )
+            select(
+                O.c.source_key, O.c.begin_time, O.c.end_time, O.c.count, O.c.discontinued
+            ).join(A, A.c.latest_observation_id == O.c.id)
         )
         for r in obs:
             snap.observations[r.source_key] = Observation(
-                r.source_key, r.begin_time, r.end_time, r.count
+                r.source_key, r.begin_time, r.end_time, r.count, bool(r.discontinued)
             )
         reqs = conn.execute(
             select(R)
