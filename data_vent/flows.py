@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from data_vent.core.plan import PlanItem
 from data_vent.core.vocab import Outcome
-from data_vent.graph.planner import Plan
+from data_vent.graph.planner import Plan, ancestors_of
 from data_vent.run import runner
 from data_vent.run.workspace import Workspace
 from data_vent.settings import Settings, get_settings
@@ -41,13 +41,24 @@ def _workspace(run_id: str) -> Workspace:
 
 @task(name="materialize-asset", task_run_name="{key}", cache_policy=NO_CACHE)
 def materialize_asset_task(
-    key: str, action: str, reasons: list[dict[str, Any]], run_id: str
+    key: str,
+    action: str,
+    reasons: list[dict[str, Any]],
+    run_id: str,
+    basis: int | None = None,
 ) -> dict[str, Any]:
     ws = _workspace(run_id)
-    item = PlanItem(key, action, runner.reason_objects(reasons))
+    item = PlanItem(key, action, runner.reason_objects(reasons), basis)
     out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id)
     _emit_asset_event(ws, out)
     return out.to_json()
+
+
+@task(name="repair-stores", cache_policy=NO_CACHE)
+def repair_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
+    """Before planning: finish or undo what killed writers left (each under its lease)."""
+    ws = _workspace(run_id)
+    return {k: o.to_json() for k, o in ws.repair(run_id, keys).items()}
 
 
 @task(name="observe-sources", cache_policy=NO_CACHE)
@@ -100,7 +111,7 @@ def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOu
     def run_batch(items: list[PlanItem]) -> list[runner.AssetOutcome]:
         futures = [
             materialize_asset_task.submit(
-                it.key, it.action, [r.to_json() for r in it.reasons], run_id
+                it.key, it.action, [r.to_json() for r in it.reasons], run_id, it.basis
             )
             for it in items
         ]
@@ -147,6 +158,7 @@ def daily_harvest() -> dict[str, Any]:
     try:
         sync = ws.sync()
         logger.info("specs: %s", sync.summary())
+        repaired = repair_task(run_id)
         observed = observe_task(run_id)
         logger.info(
             "observed %s sources, %s changed", observed["observed"], len(observed["changed"])
@@ -157,6 +169,7 @@ def daily_harvest() -> dict[str, Any]:
         outcomes = _execute(ws, plan, run_id)
         result = _finish(ws, plan, outcomes, run_id, "daily harvest")
         result["observed"] = observed
+        result["repaired"] = repaired
         return _final(result)
     finally:
         _WORKSPACES.pop(run_id, None)
@@ -177,6 +190,10 @@ def materialize(
         ws.sync()
         selected = ws.select(selection)
         sources = sorted(ws.sources_of(selected))
+        repaired: dict[str, Any] = {}
+        if not dry_run:
+            scope = sorted(selected | ancestors_of(ws.graph, selected))
+            repaired = repair_task(run_id, scope)
         if sources and not dry_run:
             observe_task(run_id, sources)
         plan = ws.plan(
@@ -193,7 +210,9 @@ def materialize(
                 "dry_run": True,
             }
         outcomes = _execute(ws, plan, run_id)
-        return _final(_finish(ws, plan, outcomes, run_id, f"materialize {selection}"))
+        result = _finish(ws, plan, outcomes, run_id, f"materialize {selection}")
+        result["repaired"] = repaired
+        return _final(result)
     finally:
         _WORKSPACES.pop(run_id, None)
 

@@ -71,6 +71,20 @@ class OOIStreamKind(AssetKind):
     def exists(self, spec, settings) -> bool:
         return self.store(spec.key, settings).exists()
 
+    def needs_repair(self, spec, settings) -> bool:
+        from data_vent.store.commit import read_journal
+
+        return read_journal(self.store(spec.key, settings).loc) is not None
+
+    def repair(self, spec, settings) -> str | None:
+        from data_vent.store.commit import repair_pending
+
+        return repair_pending(self.store(spec.key, settings).loc)
+
+    def output_state(self, spec, settings) -> MaterializeResult | None:
+        store = self.store(spec.key, settings)
+        return self._result(store, {}) if store.exists() else None
+
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
         from data_vent.core.errors import OOINoData, OOINotFound, OOIRequestFailed
         from data_vent.ooi import requests_state as rq
