@@ -10,11 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.assets import Asset, AssetProperties, add_asset_metadata
 from prefect.cache_policies import NO_CACHE
+from prefect.context import AssetContext
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.tasks import MaterializingTask
 
+from data_vent.assets.kinds import as_url, get_kind
 from data_vent.core.plan import PlanItem
 from data_vent.core.vocab import Outcome
 from data_vent.graph.planner import Plan, ancestors_of
@@ -39,19 +43,85 @@ def _workspace(run_id: str) -> Workspace:
     return ws
 
 
-@task(name="materialize-asset", task_run_name="{key}", cache_policy=NO_CACHE)
-def materialize_asset_task(
+MAX_RELATED = 100
+"""Prefect refuses an event relating more than this many resources (server setting
+``PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES``, 100 by default)."""
+
+
+def _materialize(
     key: str,
     action: str,
     reasons: list[dict[str, Any]],
     run_id: str,
+    flow_run_id: str | None = None,
     basis: int | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
+    """One asset under its lease. Prefect emits its asset event from the task's end state:
+    succeeded with the rows and coverage, failed with the error, and none at all when
+    nothing was materialized (waiting on OOI, held by another run)."""
     ws = _workspace(run_id)
     item = PlanItem(key, action, runner.reason_objects(reasons), basis)
-    out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id)
-    _emit_asset_event(ws, out)
+    out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id, flow_run_id)
+    ctx = AssetContext.get()
+    if ctx is not None and ctx.downstream_assets:
+        if out.status == Outcome.SUCCESS:
+            for asset in ctx.downstream_assets:
+                add_asset_metadata(
+                    asset,
+                    {"rows": out.rows, "time_max": out.time_max, "action": str(out.action)},
+                )
+        elif out.status != Outcome.FAILED:
+            ctx.downstream_assets = set()  # not a materialization: no event
+    if out.status == Outcome.FAILED:
+        return Failed(message=out.error or "failed", data=out.to_json())
     return out.to_json()
+
+
+materialize_asset_task = MaterializingTask(
+    fn=_materialize,
+    assets=[],
+    materialized_by="data-vent",
+    name="materialize-asset",
+    task_run_name="{key}",
+    cache_policy=NO_CACHE,
+)
+"""One task per asset; ``_task_for`` names the assets it materializes and reads."""
+
+
+def _prefect_asset(ws: Workspace, key: str) -> Asset | None:
+    """The Prefect asset of ``key``: keyed by where it really is (None if it has no place)."""
+    spec = ws.specs[key]
+    url = get_kind(spec.kind).location(spec, ws.settings)
+    if url is None:
+        return None
+    try:
+        return Asset(key=url, properties=AssetProperties(name=key))
+    except ValueError:  # a path Prefect refuses as an asset key (a space, a '%')
+        return None
+
+
+def _task_for(ws: Workspace, key: str) -> MaterializingTask:
+    """The task of one asset: it materializes the asset at its URL and reads its inputs'.
+
+    A fan-in wider than Prefect allows (the catalog over more than 99 stores) reads the
+    storage root instead, one asset that holds them all, so its event stays valid.
+    """
+    here = _prefect_asset(ws, key)
+    if here is None:
+        return materialize_asset_task
+    deps = [a for d in ws.specs[key].deps if (a := _prefect_asset(ws, d)) is not None]
+    if len(deps) > MAX_RELATED - 1:  # one related resource is the materialized-by tool
+        root = as_url(ws.settings.resolved_storage())
+        deps = [
+            Asset(
+                key=root,
+                properties=AssetProperties(
+                    name="data-vent storage root",
+                    description=f"the {len(deps)} inputs of {key} are stored under it",
+                ),
+            )
+        ]
+    return materialize_asset_task.with_options(assets=[here], asset_deps=deps)
 
 
 @task(name="repair-stores", cache_policy=NO_CACHE)
@@ -68,56 +138,30 @@ def observe_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
     return {"observed": total, "changed": [o.source_key for o in changed]}
 
 
-def _asset_url(ws: Workspace, key: str) -> str:
-    url = f"{ws.settings.resolved_storage()}/{key}"
-    return url if "://" in url else f"file://{url}"
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
 
-
-def _emit_asset_event(ws: Workspace, out: runner.AssetOutcome) -> None:
-    """Prefect asset events keyed by the store URL, in the shape Prefect's own ``@materialize``
-    emits, so Prefect's lineage view shows the graph too (nothing depends on Cloud)."""
-    if out.status not in (Outcome.SUCCESS, Outcome.FAILED):
-        return
-    try:
-        from prefect.events import emit_event
-
-        spec = ws.specs[out.key]
-        upstream = [_asset_url(ws, d) for d in spec.deps]
-        for url in upstream:
-            emit_event(event="prefect.asset.referenced", resource={"prefect.resource.id": url})
-        status = "succeeded" if out.status == Outcome.SUCCESS else "failed"
-        emit_event(
-            event=f"prefect.asset.materialization.{status}",
-            resource={
-                "prefect.resource.id": _asset_url(ws, out.key),
-                "prefect.resource.name": out.key,
-            },
-            related=[
-                {"prefect.resource.id": u, "prefect.resource.role": "asset"} for u in upstream
-            ]
-            + [
-                {
-                    "prefect.resource.id": "data-vent",
-                    "prefect.resource.role": "asset-materialized-by",
-                }
-            ],
-            payload={"rows": out.rows, "time_max": out.time_max, "action": out.action},
-        )
-    except Exception:  # lineage events are a courtesy; never fail a harvest on them
-        get_run_logger().debug("could not emit the asset event of %s", out.key)
+    return str(flow_run.id) if flow_run.id else None
 
 
 def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOutcome]:
+    flow_run_id = _flow_run_id()
+
     def run_batch(items: list[PlanItem]) -> list[runner.AssetOutcome]:
         futures = [
-            materialize_asset_task.submit(
-                it.key, it.action, [r.to_json() for r in it.reasons], run_id, it.basis
+            _task_for(ws, it.key).submit(
+                it.key,
+                it.action,
+                [r.to_json() for r in it.reasons],
+                run_id,
+                flow_run_id,
+                it.basis,
             )
             for it in items
         ]
-        return [runner.AssetOutcome(**f.result()) for f in futures]
+        return [runner.AssetOutcome(**f.result(raise_on_failure=False)) for f in futures]
 
-    return ws.execute(plan, run_id, run_batch)
+    return ws.execute(plan, run_id, run_batch, flow_run_id=flow_run_id)
 
 
 def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) -> dict:
@@ -127,17 +171,40 @@ def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) 
     except Exception:
         get_run_logger().warning("could not publish the run report artifact")
     failed = [k for k, o in outcomes.items() if runner.is_failure(o)]
-    from prefect.runtime import flow_run
-
     return {
         "run_id": run_id,
-        "flow_run_id": str(flow_run.id),
+        "flow_run_id": _flow_run_id(),
         "plan": plan_rows(plan),
         "not_planned": not_planned_rows(plan),
         "outcomes": {k: o.to_json() for k, o in outcomes.items()},
         "ok": not failed,
         "failed": failed,
     }
+
+
+def _publish_plan(plan: Plan, selection: str) -> None:
+    """A dry run's plan as a table artifact (and a line in the flow's log)."""
+    logger = get_run_logger()
+    logger.info(
+        "dry run of %r: %s assets would run in %s generations",
+        selection,
+        len(plan),
+        len(plan.generations),
+    )
+    rows = [
+        {"generation": g, "asset": it.key, "action": str(it.action), "reasons": it.describe()}
+        for g, gen in enumerate(plan.generations)
+        for it in gen
+    ]
+    try:
+        create_table_artifact(
+            rows or [{"generation": "-", "asset": "-", "action": "-", "reasons": "-"}],
+            key="data-vent-plan",
+            description=f"dry run of `{selection}`: {len(plan)} assets would run"
+            + ("" if rows else " (nothing to do: every selected asset is fresh)"),
+        )
+    except Exception:
+        logger.warning("could not publish the plan artifact")
 
 
 def _final(result: dict[str, Any]) -> dict[str, Any] | State:
@@ -188,12 +255,12 @@ def materialize(
     ws = _WORKSPACES[run_id] = Workspace.load(_settings())
     try:
         ws.sync()
-        selected = ws.select(selection)
-        sources = sorted(ws.sources_of(selected))
+        named = ws.select_anchored(selection).anchors  # what the run may take inputs of
+        sources = sorted(ws.sources_of(named))
         repaired: dict[str, Any] = {}
-        if not dry_run:
-            scope = sorted(selected | ancestors_of(ws.graph, selected))
-            repaired = repair_task(run_id, scope)
+        if not dry_run:  # repaired before planning: a half-published store is not `missing`
+            scope = ws.select(selection) | set(named) | ancestors_of(ws.graph, set(named))
+            repaired = repair_task(run_id, sorted(scope))
         if sources and not dry_run:
             observe_task(run_id, sources)
         plan = ws.plan(
@@ -201,8 +268,10 @@ def materialize(
         )
         runner.notify("plan", plan)
         if dry_run:
+            _publish_plan(plan, selection)
             return {
                 "run_id": run_id,
+                "flow_run_id": _flow_run_id(),
                 "plan": plan_rows(plan),
                 "outcomes": {},
                 "ok": True,

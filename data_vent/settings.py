@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATA_VENT_S3_SECRET", "AWS_SECRET_ACCESS_KEY"),
     )
     s3_endpoint_url: str | None = None
+    catalog_anon: bool = True
+    """Readers of the catalogs (intake, STAC) read an S3 storage root anonymously (a public
+    bucket); false: they bring their own credentials. Never our keys in a catalog."""
 
     concurrency: int = 4
     """Assets materialized at once inside one generation."""

@@ -21,6 +21,7 @@ from data_vent.assets.kinds import (
     MaterializeContext,
     MaterializeResult,
     Observation,
+    as_url,
 )
 
 
@@ -66,6 +67,9 @@ class FileAsset(AssetKind):
 
     def exists(self, spec, settings) -> bool:
         return self._path(spec, settings).exists()
+
+    def location(self, spec, settings) -> str:
+        return as_url(str(self._path(spec, settings)))
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
         home = ctx.settings.home

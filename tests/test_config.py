@@ -133,6 +133,84 @@ def test_bad_optional_key_is_config_error(tmp_path: Path, key, value, field) -> 
     assert str(a) in msg and field in msg and "\n" not in msg
 
 
+def _patched(tmp_path: Path, **patch) -> Path:
+    """One real config with ``patch`` applied (a value of None deletes the key)."""
+    d, (a,) = _copy(tmp_path, 1)
+    doc = yaml.safe_load(a.read_text())
+    for key, value in patch.items():
+        section, _, sub = key.partition("__")
+        target = doc.setdefault(section, {}) if sub else doc
+        name = sub or section
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    a.write_text(yaml.safe_dump(doc))
+    return a
+
+
+@pytest.mark.parametrize(
+    "patch, expected",
+    [
+        ({"freshnes": {"warn": "6h"}}, "unknown field 'freshnes' (did you mean 'freshness'?)"),
+        ({"freshness__warm": "6h"}, "unknown field 'freshness.warm' (did you mean 'warn'?)"),
+        (
+            {"stream__metod": "streamed", "stream__method": None},
+            "unknown field 'stream.metod' (did you mean 'method'?)",
+        ),
+        (
+            {"harvest_options__refesh": True},
+            "unknown field 'harvest_options.refesh' (did you mean 'refresh'?)",
+        ),
+        ({"zzz": 1}, "unknown field 'zzz'; valid: instrument, stream, harvest_options"),
+        ({"instrument": 3}, "field 'instrument' must be a string, got 3"),
+        ({"stream": "x"}, "field 'stream' must be a mapping with method and name"),
+    ],
+)
+def test_unknown_or_misspelt_key_names_the_nearest(tmp_path: Path, patch, expected) -> None:
+    a = _patched(tmp_path, **patch)
+    with pytest.raises(ConfigError) as info:
+        load_file(a)
+    assert str(info.value).startswith(f"{a}: {expected}")
+    assert "\n" not in str(info.value)
+
+
+def test_upstream_sections_tolerate_their_own_new_keys(tmp_path: Path) -> None:
+    """Upstream owns harvest_options/workflow_config: a key it adds later is not an error,
+    an empty section is the defaults; only a near miss of a key data-vent reads is."""
+    a = _patched(tmp_path, harvest_options__custom_range=["2024-01-01", "2024-02-01"])
+    assert load_file(a)[1].config["refresh"] is False
+    b = _patched(tmp_path / "b", harvest_options=None, workflow_config__timezone="UTC")
+    assert load_file(b)[1].config["goldcopy"] is False
+
+
+@pytest.mark.parametrize(
+    "doc, expected",
+    [
+        ({"assets": [{"key": "a", "kind": "k", "dep": ["b"]}]}, "'assets[0].dep' (did you"),
+        ({"assets": [{"key": "a"}]}, "missing field 'assets[0].kind'"),
+        ({"assets": ["x"]}, "assets[0] must be a mapping"),
+        ({"assets": "x"}, "field 'assets' must be a list"),
+        ({"asets": []}, "unknown field 'asets' (did you mean 'assets'?)"),
+        ({"assets": [{"key": "../a", "kind": "k"}]}, "assets[0]: invalid asset key '../a'"),
+    ],
+)
+def test_generic_file_errors_are_one_line(tmp_path: Path, doc, expected: str) -> None:
+    f = tmp_path / "generic.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as info:
+        load_file(f)
+    assert str(info.value).startswith(f"{f}: ") and expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_generic_file_reads_yaml_numbers_and_blanks(tmp_path: Path) -> None:
+    f = tmp_path / "generic.yaml"
+    f.write_text("assets:\n- {key: a, kind: k, code_version: 2, deps: , tags: , group: 7}\n")
+    (spec,) = load_file(f)
+    assert (spec.code_version, spec.deps, spec.tags, spec.group) == ("2", (), {}, "7")
+
+
 def test_bad_yaml_names_file_and_line(tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text(

@@ -163,7 +163,7 @@ class PageParser(HTMLParser):
         elif self._in_svg and tag == "g" and "node" in (a.get("class") or "").split():
             status = (a.get("class") or "").split()[1]
             self.svg_nodes[a["data-key"] or ""] = status
-        elif self._in_svg and tag == "line":
+        elif self._in_svg and tag == "path" and "edge" in (a.get("class") or "").split():
             self.svg_edges += 1
         elif self._in_tbody and tag == "tr":
             self.rows[a.get("data-key") or ""] = a.get("class") or ""
@@ -357,7 +357,7 @@ def test_html_page_renders_graph_and_table_in_headless_chromium(lineage_state, t
             s,
             "[document.querySelectorAll('#lineage g.node').length,"
             "document.querySelectorAll('#status tbody tr').length,"
-            "document.querySelectorAll('#lineage line').length]",
+            "document.querySelectorAll('#lineage path.edge').length]",
         )
         assert counts == [N_NODES, len(MATERIALIZED), N_EDGES]
         selected = dt.evaluate(
@@ -367,7 +367,11 @@ def test_html_page_renders_graph_and_table_in_headless_chromium(lineage_state, t
             "[...document.querySelectorAll('#status tr.selected')].map(r => r.dataset.key)",
         )
         assert selected == ["c"]
-        shown = dt.evaluate(s, "JSON.parse(document.getElementById('data').textContent)")
+        shown = dt.evaluate(
+            s,
+            "Object.fromEntries(JSON.parse(document.getElementById('data').textContent)"
+            ".nodes.map(n => [n.key, n.status]))",
+        )
         assert shown == EXPECTED_STATUS
         assert dt.problems() == []
         assert dt.console("info") == ["data-vent lineage ready: 8 nodes, 5 rows, 8 statuses"]
@@ -399,3 +403,90 @@ def test_devtools_capture_sees_console_errors_and_exceptions(tmp_path: Path):
     assert any(p.startswith("console.error") and "boom" in p for p in problems), problems
     assert any(p.startswith("exception") and "undefinedFunction" in p for p in problems)
     assert any(p.startswith("log") and "missing.png" in p for p in problems), problems
+
+
+def _state_for(configs: Path, monkeypatch) -> dict[str, str]:
+    """The real harvest configs synced into a fresh state DB (every store missing)."""
+    from data_vent.run.workspace import Workspace
+    from data_vent.settings import get_settings
+
+    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(configs))
+    Workspace.load(get_settings()).sync()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+LABELS_FIT = """[...document.querySelectorAll('#lineage g.node, #lineage g.group')]
+  .every(g => g.querySelector('text').getBBox().width + 8
+              <= +g.querySelector('rect').getAttribute('width'))"""
+BOXES = "document.querySelectorAll('#lineage g.node, #lineage g.group').length"
+
+
+@needs_chromium
+@pytest.mark.slow  # chromium
+@pytest.mark.parametrize("streams", [25, 115])
+def test_lineage_page_at_fleet_scale(isolated_env, tmp_path, monkeypatch, streams):
+    from data_vent.demo import DEMO_CONFIGS
+    from tests.conftest import CONFIGS
+
+    env = _state_for(DEMO_CONFIGS if streams == 25 else CONFIGS, monkeypatch)
+    cli(env, "graph", "--format", "html", "-o", "page.html", cwd=tmp_path)
+    page = tmp_path / "page.html"
+    assert "dagre" in page.read_text() and not re.search(
+        r'src="(https?:)?//', page.read_text()
+    )
+    with DevTools(tmp_path / "ud", window="1400,1000") as dt:
+        s = dt.open(page.as_uri())
+        assert dt.evaluate(s, "document.body.dataset.ready") == "true"
+        assert dt.problems() == []
+        assert dt.evaluate(s, LABELS_FIT) is True
+        boxes = dt.evaluate(s, BOXES)
+        # all 3N+1 assets, sites collapsed: one box per site and the catalog, all on screen
+        assert (
+            boxes
+            == len(
+                {
+                    k.name.split("-")[0]
+                    for k in (DEMO_CONFIGS if streams == 25 else CONFIGS).glob("*.yaml")
+                }
+            )
+            + 1
+        )
+        on_screen = dt.evaluate(
+            s,
+            "(() => { const r = document.querySelector('#lineage g.group[data-group=catalog]')"
+            ".getBoundingClientRect(); return r.right <= innerWidth && r.bottom <= innerHeight"
+            " && r.left >= 0 && r.top >= 0; })()",
+        )
+        assert on_screen is True
+        # search narrows the graph to the matching assets, each whole in its box
+        shown = dt.evaluate(
+            s,
+            "(() => { const i = document.getElementById('search'); i.value = 'CTDPF';"
+            "i.dispatchEvent(new Event('input')); return [...document.querySelectorAll("
+            "'#lineage g.node')].map(g => g.dataset.key); })()",
+        )
+        assert shown and all("CTDPF" in k for k in shown)
+        assert dt.evaluate(s, LABELS_FIT) is True
+        # a status filter takes the sources out; a click shows an asset's details
+        keys = dt.evaluate(
+            s,
+            "(() => { document.querySelector('.status-filter[value=source]').click();"
+            "return [...document.querySelectorAll('#lineage g.node')].map(g => g.dataset.key);"
+            "})()",
+        )
+        assert keys and not any(k.startswith("ooi/") for k in keys) and len(keys) < len(shown)
+        text = dt.evaluate(
+            s,
+            f"(() => {{ document.querySelector('#lineage g.node[data-key=\"{keys[0]}\"]')"
+            ".dispatchEvent(new MouseEvent('click', {bubbles: true}));"
+            "return document.getElementById('details').textContent; })()",
+        )
+        assert keys[0] in text and "reasons" in text and "harvest lag" in text
+        assert "last success" in text and "coverage" in text
+        # expanded, every label still fits its box
+        dt.evaluate(s, "document.getElementById('search').value = '';"
+                       "document.getElementById('expand').click()")  # fmt: skip
+        assert dt.evaluate(s, BOXES) > boxes and dt.evaluate(s, LABELS_FIT) is True
+        assert dt.problems() == []

@@ -127,8 +127,9 @@ def test_request_parameters_sent(sim: Simulator, client: OOIClient) -> None:
 
 
 def test_no_data_in_range(client: OOIClient, sim: Simulator) -> None:
-    with pytest.raises(OOINoData, match="no results for primary stream"):
+    with pytest.raises(OOINoData, match="no results for primary stream") as err:
         client.request_data(CTD, datetime(2020, 1, 1), datetime(2020, 2, 1))
+    assert "no results for primary stream" in err.value.ooi_message
 
 
 def test_unknown_path_is_not_found(client: OOIClient) -> None:
@@ -182,8 +183,11 @@ def test_slow_answer_times_out(sim: Simulator) -> None:
 
 def test_discontinued_stream(client: OOIClient, sim: Simulator) -> None:
     sim.set_fault(PHSEN, "discontinued")
-    with pytest.raises(OOINotFound, match="discontinued"):
+    with pytest.raises(OOINotFound, match="discontinued") as err:
         client.request_data(PHSEN, BEGIN, END)
+    # a program reads the parts: the URL asked, the status, OOI's own words
+    assert err.value.status_code == 404 and "discontinued" in err.value.ooi_message
+    assert err.value.url.startswith(client.base_url) and "sensor/inv" in err.value.url
     with pytest.raises(OOINotFound, match="not found in OOI Database"):
         client.metadata_times("RS03AXPS-PC03A-4B-PHSENA302")
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from data_vent.core.errors import OOIParseError
-from data_vent.ooi.client import (
+from data_vent.ooi.client import parse_error_body
+from data_vent.ooi.responses import (
     AsyncResponse,
     parse_annotations,
     parse_deployment_numbers,
     parse_deployment_records,
-    parse_error_body,
     parse_inventory,
     parse_metadata_times,
     parse_stream_byname,
@@ -250,3 +250,20 @@ def test_every_shared_harvest_response_parses(rel: str) -> None:
         _goldcopy(body)
     else:
         _error("notfound")(body)
+
+
+@pytest.mark.parametrize(
+    "parser, body, words",
+    [
+        (parse_metadata_times, [{"method": "streamed", "count": 3}], "entry without 'stream'"),
+        (parse_metadata_times, [{"stream": "s", "method": "m", "count": "many"}], "'count'"),
+        (AsyncResponse.from_json, {"requestUUID": "u", "sizeCalculation": "big"}, "bad"),
+        (parse_inventory, ["CE04OSPS", 3], "expected a list of names"),
+        (parse_deployment_records, [{"eventStartTime": 1}], "expected .XDeployment"),
+    ],
+)
+def test_wrong_field_shape_is_one_line(parser, body, words: str) -> None:
+    """The pydantic models of the answers: a field of the wrong type or missing is named."""
+    with pytest.raises(OOIParseError, match=words) as err:
+        parser(body)
+    assert "\n" not in str(err.value)

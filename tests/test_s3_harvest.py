@@ -71,7 +71,10 @@ def test_daily_harvest_into_s3(isolated_env: Path, tmp_path: Path, monkeypatch, 
     assert set(catalog["sources"]) == set(TABLES)
     src = catalog["sources"][TABLES[0]]
     assert src["driver"] == "zarr" and src["args"]["urlpath"] == f"{root}/{TABLES[0]}"
-    assert src["args"]["storage_options"] == {"anon": True}  # never our keys
+    assert src["args"]["storage_options"] == {  # what a reader needs, never our keys
+        "anon": True,
+        "client_kwargs": {"endpoint_url": opts["client_kwargs"]["endpoint_url"]},
+    }
     for f in isolated_env.glob("state.db*"):
         data = f.read_bytes()
         assert key.encode() not in data and secret.encode() not in data

@@ -5,7 +5,8 @@ Two shapes are read:
 * the upstream harvest config (one stream per file: ``instrument``, ``stream.method``,
   ``stream.name``, ``harvest_options``, ``workflow_config``; the misspelled ``assigness`` is
   tolerated) plus optional ``deps``, ``tags``, ``freshness``. It defines the observable source
-  ``ooi/<table>`` and the stream store ``<table>``;
+  ``ooi/<table>`` and the stream store ``<table>``. The shapes are the pydantic models of
+  ``config_schema``: an unknown key is an error naming the nearest valid one;
 * a generic file with an ``assets:`` list of ``{key, kind, deps, group, tags, freshness,
   config}``, for other asset kinds.
 
@@ -15,83 +16,38 @@ all stores; pass ``derived=False`` to leave them out.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from data_vent.assets.config_schema import AssetsFile, FreshnessConfig, StreamConfig, parse
 from data_vent.core.errors import ConfigError, DataVentError
 from data_vent.core.keys import source_key, table_name, validate_key
 from data_vent.core.spec import AssetSpec, FreshnessPolicy
-from data_vent.core.timeutil import parse_duration
 
 # Bump a kind's version when its materialization logic changes: its assets go stale
 # with reason `code_changed`.
 KIND_CODE_VERSIONS = {
     "ooi_source": "1",
     "ooi_stream": "1",
-    "availability": "1",
-    "catalog": "1",
+    "availability": "2",
+    "catalog": "2",
 }
 
 CATALOG_KEY = "catalog"
 
 
-def _field(doc: Mapping[str, Any], path: str, file: Path) -> Any:
-    cur: Any = doc
-    for part in path.split("."):
-        if not isinstance(cur, Mapping) or part not in cur or cur[part] in (None, ""):
-            raise ConfigError(f"{file}: missing field '{path}'")
-        cur = cur[part]
-    if not isinstance(cur, str):
-        raise ConfigError(f"{file}: field '{path}' must be a string, got {cur!r}")
-    return cur.strip()
-
-
-def _freshness(value: Any, file: Path) -> FreshnessPolicy | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f"{file}: field 'freshness' must be a mapping like {{warn: 6h, fail: 1d}}"
-        )
-    try:
-        warn = parse_duration(value["warn"]) if value.get("warn") is not None else None
-        fail = parse_duration(value["fail"]) if value.get("fail") is not None else None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"{file}: field 'freshness': {exc}; use durations like 6h, 1d"
-        ) from None
-    return FreshnessPolicy(warn=warn, fail=fail)
-
-
-def _tags(value: Any, file: Path) -> dict[str, str]:
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):  # upstream `labels` style: bare tags
-        return {str(v): "" for v in value}
-    raise ConfigError(f"{file}: field 'tags' must be a mapping of key: value")
-
-
-def _deps(value: Any, file: Path) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
-        raise ConfigError(f"{file}: field 'deps' must be a list of asset keys")
-    try:
-        return tuple(validate_key(d) for d in value)
-    except DataVentError as exc:
-        raise ConfigError(f"{file}: field 'deps': {exc}") from None
+def _freshness(value: FreshnessConfig | None) -> FreshnessPolicy | None:
+    return None if value is None else FreshnessPolicy(warn=value.warn, fail=value.fail)
 
 
 def stream_specs(doc: Mapping[str, Any], file: Path) -> list[AssetSpec]:
     """The source and store specs defined by one upstream harvest config."""
-    instrument = _field(doc, "instrument", file)
-    method = _field(doc, "stream.method", file)
-    stream = _field(doc, "stream.name", file)
+    cfg: StreamConfig = parse(StreamConfig, doc, file)
+    instrument, method, stream = cfg.instrument, cfg.stream.method, cfg.stream.name
     parts = instrument.split("-")
     if len(parts) != 4:
         raise ConfigError(
@@ -111,17 +67,14 @@ def stream_specs(doc: Mapping[str, Any], file: Path) -> list[AssetSpec]:
         "method": method,
         "stream": stream,
     }
-    tags.update(_tags(doc.get("tags"), file))
-    opts = doc.get("harvest_options") or {}
-    if not isinstance(opts, Mapping):
-        raise ConfigError(f"{file}: field 'harvest_options' must be a mapping")
+    tags.update(cfg.tags)
     src = source_key(table)
     config = {
         "instrument": instrument,
         "method": method,
         "stream": stream,
-        "refresh": bool(opts.get("refresh", False)),
-        "goldcopy": bool(opts.get("goldcopy", False)),
+        "refresh": cfg.harvest_options.refresh,
+        "goldcopy": cfg.harvest_options.goldcopy,
     }
     return [
         AssetSpec(
@@ -137,10 +90,10 @@ def stream_specs(doc: Mapping[str, Any], file: Path) -> list[AssetSpec]:
         AssetSpec(
             key=table,
             kind="ooi_stream",
-            deps=(src, *_deps(doc.get("deps"), file)),
+            deps=(src, *cfg.deps),
             group=site,
             tags=tags,
-            freshness=_freshness(doc.get("freshness"), file),
+            freshness=_freshness(cfg.freshness),
             code_version=KIND_CODE_VERSIONS["ooi_stream"],
             config=config,
             source_file=str(file),
@@ -149,34 +102,26 @@ def stream_specs(doc: Mapping[str, Any], file: Path) -> list[AssetSpec]:
 
 
 def generic_specs(doc: Mapping[str, Any], file: Path) -> list[AssetSpec]:
-    items = doc.get("assets")
-    if not isinstance(items, list):
-        raise ConfigError(f"{file}: field 'assets' must be a list")
+    """The specs of a file with an ``assets:`` list (any kind)."""
     out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{file}: assets[{i}] must be a mapping")
-        where = f"assets[{i}]"
-        for req in ("key", "kind"):
-            if not isinstance(item.get(req), str) or not item.get(req):
-                raise ConfigError(f"{file}: missing field '{where}.{req}'")
+    for i, item in enumerate(parse(AssetsFile, doc, file).assets):
         try:
             out.append(
                 AssetSpec(
-                    key=item["key"],
-                    kind=item["kind"],
-                    deps=_deps(item.get("deps"), file),
-                    group=item.get("group"),
-                    tags=_tags(item.get("tags"), file),
-                    freshness=_freshness(item.get("freshness"), file),
-                    code_version=str(item.get("code_version", "1")),
-                    config=dict(item.get("config") or {}),
-                    observable=bool(item.get("observable", False)),
+                    key=item.key,
+                    kind=item.kind,
+                    deps=tuple(item.deps),
+                    group=item.group,
+                    tags=dict(item.tags),
+                    freshness=_freshness(item.freshness),
+                    code_version=item.code_version,
+                    config=dict(item.config),
+                    observable=item.observable,
                     source_file=str(file),
                 )
             )
         except DataVentError as exc:
-            raise ConfigError(f"{file}: {where}: {exc}") from None
+            raise ConfigError(f"{file}: assets[{i}]: {exc}") from None
     return out
 
 
@@ -220,9 +165,13 @@ def load_file(file: Path) -> list[AssetSpec]:
         raise ConfigError(f"{file}: invalid YAML{where}: {problem}") from None
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{file}: expected a mapping at the top level")
-    if "assets" in doc:
+    if "assets" in doc or ("instrument" not in doc and _close_to(doc, "assets")):
         return generic_specs(doc, file)
     return stream_specs(doc, file)
+
+
+def _close_to(doc: Mapping[str, Any], key: str) -> bool:
+    return bool(difflib.get_close_matches(key, [str(k) for k in doc], n=1, cutoff=0.8))
 
 
 def load_specs(config_dir: Path | str, derived: bool = True) -> dict[str, AssetSpec]:

@@ -1,9 +1,13 @@
 """Derived assets, computed from the stream stores and downstream of them in the graph.
 
 * ``<table>/availability``: rows per hour, day and month of one store, written as JSON to
-  ``<storage>/_derived/<table>/availability.json``;
-* ``catalog``: an intake catalog ``catalog.yaml`` of all stores (driver zarr, consolidated,
-  storage options, the stream's metadata) with ``index.json`` and ``stats.json`` beside it.
+  ``<storage>/_derived/<table>/availability.json``, and a picture of it (rows per day over
+  the stream's life, days without data marked) in ``availability.png`` beside it;
+* ``catalog``: an intake catalog ``catalog.yaml`` of all stores (intake's catalog format 1,
+  which intake 2 and 0.7 both open; driver zarr, consolidated, the storage options a reader
+  needs and never a secret, local paths relative to the catalog, the stream's metadata),
+  ``index.json`` and ``stats.json`` beside it, and a STAC catalog under ``stac/`` (one
+  collection per site, one item per stream with its Zarr asset; see ``data_vent.assets.stac``).
 
 Outputs live outside the stores' folders, so a store rebuild never touches them. They go
 stale by ``upstream_changed`` (a store's data version moved) and are redone in the same run.
@@ -28,12 +32,13 @@ from data_vent.assets.kinds import (
     AssetKind,
     MaterializeContext,
     MaterializeResult,
-    register_kind,
+    as_url,
 )
 from data_vent.core.timeutil import utcnow
 from data_vent.settings import Settings
 
 DERIVED_DIR = "_derived"
+CATALOG_NAME = "OOI Data Streams Catalog"
 PUBLIC_ATTRS = (
     "title",
     "summary",
@@ -75,6 +80,26 @@ def write_atomic(url: str, data: bytes, settings: Settings) -> None:
         fs.pipe(path, data)
 
 
+def read_json(url: str, settings: Settings) -> Any | None:
+    """A JSON output, or None where there is none (yet)."""
+    fs, path = fsspec.core.url_to_fs(url, **settings.storage_options())
+    try:
+        return json.loads(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+
+
+def reader_storage_options(settings: Settings) -> dict[str, Any]:
+    """What a reader of the catalogs needs to open the stores: for S3 the endpoint and
+    whether to read anonymously (``DATA_VENT_CATALOG_ANON``), never a key or a secret."""
+    if not settings.resolved_storage().startswith("s3://"):
+        return {}
+    opts: dict[str, Any] = {"anon": settings.catalog_anon}
+    if settings.s3_endpoint_url:
+        opts["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
+    return opts
+
+
 def exists_url(url: str, settings: Settings) -> bool:
     fs, path = fsspec.core.url_to_fs(url, **settings.storage_options())
     return fs.exists(path)
@@ -105,14 +130,57 @@ def availability_counts(times: np.ndarray) -> dict[str, dict[str, int]]:
     return out
 
 
+def availability_png(daily: dict[str, int], title: str) -> bytes:
+    """Rows per day over a stream's whole life as a PNG; days without a row are marked red
+    under the axis, so a gap shows however short. Agg, no pyplot: safe in worker threads."""
+    from io import BytesIO
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 2.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if daily:
+        days = pd.date_range(min(daily), max(daily), freq="D")
+        rows = np.array([daily.get(f"{d:%Y-%m-%d}", 0) for d in days])
+        ax.bar(days, rows, width=1.0, color="#1565c0", linewidth=0)
+        gaps = days[rows == 0]
+        if len(gaps):
+            ax.plot(
+                gaps,
+                np.zeros(len(gaps)),
+                "|",
+                color="#c62828",
+                markersize=10,
+                label=f"{len(gaps)} days without data",
+            )
+            ax.legend(loc="upper right", fontsize=8, frameon=False)
+        ax.set_xlim(days[0] - pd.Timedelta(days=1), days[-1] + pd.Timedelta(days=1))
+    else:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylabel("rows per day")
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.grid(axis="y", color="#e0e0e0", linewidth=0.5)
+    out = BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+
 class AvailabilityKind(AssetKind):
     name = "availability"
 
     def output_url(self, key: str, settings: Settings) -> str:
         return f"{settings.resolved_storage()}/{DERIVED_DIR}/{key}.json"
 
+    def plot_url(self, key: str, settings: Settings) -> str:
+        return f"{settings.resolved_storage()}/{DERIVED_DIR}/{key}.png"
+
     def exists(self, spec, settings) -> bool:
         return exists_url(self.output_url(spec.key, settings), settings)
+
+    def location(self, spec, settings) -> str:
+        return as_url(self.output_url(spec.key, settings))
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
         (store_key,) = ctx.spec.deps
@@ -129,6 +197,11 @@ class AvailabilityKind(AssetKind):
             **counts,
         }
         write_atomic(
+            self.plot_url(ctx.spec.key, ctx.settings),
+            availability_png(counts["daily"], store_key),
+            ctx.settings,
+        )
+        write_atomic(  # last: its presence says the asset exists
             self.output_url(ctx.spec.key, ctx.settings),
             json.dumps(payload, indent=1).encode(),
             ctx.settings,
@@ -142,6 +215,7 @@ class AvailabilityKind(AssetKind):
                 "hours": len(counts["hourly"]),
                 "days": len(counts["daily"]),
                 "months": len(counts["monthly"]),
+                "plot": self.plot_url(ctx.spec.key, ctx.settings),
             },
         )
 
@@ -153,10 +227,17 @@ class CatalogKind(AssetKind):
     def exists(self, spec, settings) -> bool:
         return exists_url(f"{settings.resolved_storage()}/catalog.yaml", settings)
 
+    def location(self, spec, settings) -> str:
+        return as_url(f"{settings.resolved_storage()}/catalog.yaml")
+
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
+        from data_vent.assets.stac import StreamEntry, write_stac
+
         settings = ctx.settings
         root = settings.resolved_storage()
-        public_opts = {"anon": True} if root.startswith("s3://") else {}
+        reader_opts = reader_storage_options(settings)
+        local = not root.startswith("s3://")
+        entries: list[StreamEntry] = []
         sources: dict[str, Any] = {}
         index: list[dict[str, Any]] = []
         stats: dict[str, Any] = {
@@ -183,8 +264,15 @@ class CatalogKind(AssetKind):
                 attrs = {k: _plain(var.attrs[k]) for k in PRODUCT_ATTRS if k in var.attrs}
                 if attrs:
                     products.append({"reference_designator": name, **attrs})
+            args: dict[str, Any] = {
+                # relative to the catalog where local, so a moved folder still opens
+                "urlpath": "{{ CATALOG_DIR }}/" + key if local else url,
+                "consolidated": True,
+            }
+            if reader_opts:
+                args["storage_options"] = reader_opts
             sources[key] = {
-                "args": {"consolidated": True, "storage_options": public_opts, "urlpath": url},
+                "args": args,
                 "description": f"OOI stream {key}"
                 + (
                     f", Stream Engine {ds.attrs['stream_engine_version']}"
@@ -207,6 +295,7 @@ class CatalogKind(AssetKind):
                     "data_products": products,
                 },
             }
+            entries.append(StreamEntry.from_dataset(key, url, tags, ds))
             nbytes = int(sum(v.size * v.dtype.itemsize for v in ds.variables.values()))
             index.append(
                 {
@@ -229,13 +318,14 @@ class CatalogKind(AssetKind):
         stats["missing"] = missing
         catalog = {
             "description": "OOI Regional Cabled Array data streams harvested by data-vent.",
-            "metadata": {"version": "0.1.0", "generated_by": "data-vent"},
-            "name": "OOI Data Streams Catalog",
+            # `version` is intake's catalog-format version (1: what intake 2 and 0.7 read)
+            "metadata": {"version": 1, "generated_by": "data-vent", "name": CATALOG_NAME},
             "sources": sources,
         }
         version = _version([catalog, index, stats])
         generated = utcnow().isoformat()
         catalog["metadata"]["last_updated"] = generated
+        stac_items = write_stac(entries, root, reader_opts, settings, write_atomic)
         write_atomic(f"{root}/index.json", json.dumps(index, indent=1).encode(), settings)
         write_atomic(f"{root}/stats.json", json.dumps(stats, indent=1).encode(), settings)
         write_atomic(
@@ -244,7 +334,11 @@ class CatalogKind(AssetKind):
         return MaterializeResult(
             data_version=version,
             rows=stats["rows"],
-            metadata={"streams": stats["streams"], "missing": missing},
+            metadata={
+                "streams": stats["streams"],
+                "missing": missing,
+                "stac_items": stac_items,
+            },
         )
 
 
@@ -254,7 +348,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
-
-
-register_kind(AvailabilityKind())
-register_kind(CatalogKind())

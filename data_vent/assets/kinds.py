@@ -9,10 +9,13 @@ this small interface. The OOI stream store is one kind among others; tests regis
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from data_vent.core.errors import ConfigError
@@ -62,7 +65,6 @@ class AssetKind:
     """Base class of asset kinds; subclasses override what applies to them."""
 
     name: ClassVar[str] = ""
-    code_version: ClassVar[str] = "1"
     observable: ClassVar[bool] = False
     partial_inputs_ok: ClassVar[bool] = False
     """True if it may run while some inputs have no output yet (e.g. a catalog)."""
@@ -95,53 +97,62 @@ class AssetKind:
         """
         return None
 
+    def location(self, spec: AssetSpec, settings: Settings) -> str | None:
+        """Where the asset really is, as a URL (``file://``, ``s3://``, ``https://``) with
+        no credentials in it: its Prefect asset key and what catalogs point at. None: the
+        kind has no place to name (its runs are then plain Prefect tasks)."""
+        return None
+
+
+def as_url(path_or_url: str) -> str:
+    """A storage location as a URL: local paths become absolute ``file://`` URLs."""
+    if "://" in path_or_url:
+        return path_or_url
+    from pathlib import Path
+
+    return Path(path_or_url).resolve().as_uri()
+
+
+ENTRY_POINT_GROUP = "data_vent.kinds"
+"""Installed packages name their kinds here (``name = "package.module:Class"``), as xarray's
+backends do; data-vent's own kinds are registered the same way in its ``pyproject.toml``."""
 
 _KINDS: dict[str, AssetKind] = {}
 
 
 def register_kind(kind: AssetKind) -> AssetKind:
+    """Register a kind instance under its ``name`` (for kinds built at run time)."""
     _KINDS[kind.name] = kind
     return kind
 
 
 def get_kind(name: str) -> AssetKind:
-    """The kind registered under ``name``; ``package.module:Class`` names import a plugin."""
-    if name not in _KINDS and ":" in name:
-        _load_plugin(name)
-    if name not in _KINDS:
-        _load_builtin_kinds()
+    """The kind named ``name``: registered, an installed entry point of ``data_vent.kinds``,
+    or a ``package.module:Class`` plug-in imported on first use. Loaded once per process;
+    the kinds' heavy imports (xarray, zarr) wait until a kind is asked for."""
+    kind = _KINDS.get(name)
+    if kind is None:
+        kind = _KINDS[name] = _load(name)
+    return kind
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(name: str) -> AssetKind:
+    installed = _entry_points()
     try:
-        return _KINDS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown asset kind {name!r}; known: {', '.join(sorted(_KINDS))}"
-        ) from None
-
-
-def registered_kinds() -> dict[str, AssetKind]:
-    _load_builtin_kinds()
-    return dict(_KINDS)
-
-
-def _load_plugin(name: str) -> None:
-    import importlib
-
-    module, _, attr = name.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
+        if name in installed:
+            cls = installed[name].load()
+        elif ":" in name:
+            module, _, attr = name.partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+        else:
+            known = sorted(set(installed) | set(_KINDS))
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown asset kind {name!r}{hint}; known: {', '.join(known)}")
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot load asset kind {name!r}: {exc}") from None
-    kind = cls()
-    _KINDS[name] = kind
-
-
-def _load_builtin_kinds() -> None:
-    """Import the built-in kinds lazily so the core imports without xarray/zarr."""
-    import importlib
-
-    for module in ("data_vent.assets.ooi_stream", "data_vent.assets.derived"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    return cls()

@@ -1,29 +1,47 @@
 """The OOI asset kinds: the observable source (``ooi/<table>``) and the stream store.
 
-A stream store's materialization: request the range from the store's end to the source's
-end (the whole stream on a full build or rebuild) -> wait a bounded time, or leave the
-request in the DB and report ``waiting`` -> download the files -> normalise -> append or
-rebuild (crash-safe) -> checks -> provenance (data version, time coverage, rows).
+A stream store's materialization is a pipeline of named stages:
+
+1. ``choose_range``: from the store's end to the source's end (the whole stream on a full
+   build or rebuild);
+2. ``request_or_resume``: resume the outstanding OOI request, or ask OOI once;
+3. ``wait_for``: a bounded wait, else the request stays in the DB and the asset is
+   ``waiting``;
+4. ``download``: the request's files, into a scratch folder;
+5. ``write``: normalise -> append or rebuild (crash-safe) -> checks, then provenance (data
+   version, time coverage, rows).
+
+A stage that ends the harvest early (OOI has nothing new, no files) raises ``Finished``.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from data_vent.assets.kinds import (
     AssetKind,
     MaterializeContext,
     MaterializeResult,
-    register_kind,
+    as_url,
 )
-from data_vent.core.errors import DataVentError
+from data_vent.core.errors import (
+    DataVentError,
+    OOINoData,
+    OOINotFound,
+    OOIRequestFailed,
+    OOIUnavailable,
+)
 from data_vent.core.records import Observation, input_version_record
+from data_vent.core.snapshot import RequestRecord
 from data_vent.core.timeutil import to_naive_utc
 from data_vent.core.vocab import Action, Outcome, RequestStatus
+from data_vent.ooi import requests_state as rq
+from data_vent.ooi.client import OOIClient
 from data_vent.settings import Settings
 
 log = logging.getLogger("data_vent.ooi")
@@ -37,8 +55,16 @@ class OOISourceKind(AssetKind):
     name = "ooi_source"
     observable = True
 
+    def location(self, spec, settings) -> str:
+        """The stream's M2M data endpoint (credentials go in a header, never the URL)."""
+        from data_vent.ooi.client import SENSOR_PORT
+        from data_vent.ooi.names import parse_table
+
+        t = parse_table(spec.key.removeprefix("ooi/"))
+        path = f"{SENSOR_PORT}/sensor/inv/{t.site}/{t.node}/{t.sensor}/{t.method}/{t.stream}"
+        return f"{settings.ooi_url.rstrip('/')}/{path}"
+
     def observe(self, specs, settings, engine):
-        from data_vent.ooi.client import OOIClient
         from data_vent.ooi.observe import observe_instruments
 
         tables = [s.key.removeprefix("ooi/") for s in specs]
@@ -46,8 +72,6 @@ class OOISourceKind(AssetKind):
             result = observe_instruments(client, tables, settings.observe_concurrency)
         if result.errors and not list(result):
             # nothing answered: say so once, rather than one line per instrument
-            from data_vent.core.errors import OOIUnavailable
-
             first = result.errors[0]
             if first.error_type == "OOIUnavailable":
                 raise OOIUnavailable(first.error)
@@ -83,134 +107,183 @@ class OOIStreamKind(AssetKind):
 
     def output_state(self, spec, settings) -> MaterializeResult | None:
         store = self.store(spec.key, settings)
-        return self._result(store, {}) if store.exists() else None
+        return _result(store, {}) if store.exists() else None
+
+    def location(self, spec, settings) -> str:
+        return as_url(f"{settings.resolved_storage()}/{spec.key}")
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
-        from data_vent.core.errors import OOINoData, OOINotFound, OOIRequestFailed
-        from data_vent.ooi import requests_state as rq
-        from data_vent.ooi.client import OOIClient
+        job = choose_range(ctx, self.store(ctx.spec.key, ctx.settings))
+        try:
+            with OOIClient(ctx.settings) as client:
+                req = request_or_resume(job, client)
+                req = wait_for(job, client, req)
+                with tempfile.TemporaryDirectory(
+                    prefix="dv-dl-",
+                    dir=_download_dir(ctx.settings),
+                    ignore_cleanup_errors=True,
+                ) as tmp:
+                    paths = download(job, client, req, Path(tmp))
+                    return write(job, req, paths)
+        except Finished as done:
+            return done.result
 
-        settings, key = ctx.settings, ctx.spec.key
-        store = self.store(key, settings)
-        store.repair()
-        src = next(d for d in ctx.spec.deps if ctx.all_specs[d].observable)
-        obs = ctx.inputs[src].observation
-        if obs is None or obs.end_time is None:
-            raise DataVentError(
-                f"{key}: OOI reports no data for this stream yet; run `data-vent observe`"
-            )
-        info = store.info()
-        rebuild = (
-            ctx.action in REBUILD_ACTIONS
-            or not store.exists()
-            or bool(ctx.spec.config.get("refresh"))
-            and ctx.action != Action.APPEND
+
+class Finished(Exception):  # noqa: N818  (a stage's early result, not an error)
+    """A stage ended the harvest early with this result (nothing new, OOI still busy)."""
+
+    def __init__(self, result: MaterializeResult):
+        super().__init__(result.status)
+        self.result = result
+
+
+@dataclass
+class StreamJob:
+    """What the stages share: the asset, its store, the source observation, the mode."""
+
+    ctx: MaterializeContext
+    store: Any
+    source: str
+    obs: Observation
+    rebuild: bool
+
+    @property
+    def key(self) -> str:
+        return self.ctx.spec.key
+
+
+def choose_range(ctx: MaterializeContext, store: Any) -> StreamJob:
+    """Repair the store, read the source's latest observation, and decide append or rebuild."""
+    key = ctx.spec.key
+    store.repair()
+    src = next(d for d in ctx.spec.deps if ctx.all_specs[d].observable)
+    obs = ctx.inputs[src].observation
+    if obs is None or obs.end_time is None:
+        raise DataVentError(
+            f"{key}: OOI reports no data for this stream yet; run `data-vent observe`"
         )
-        with OOIClient(settings) as client:
-            open_reqs = rq.outstanding_requests(ctx.engine, key)
-            if open_reqs and rebuild and store.exists():
-                open_reqs = _drop_superseded(ctx.engine, open_reqs, obs.begin_time)
-            if open_reqs:  # resume what an earlier run asked for; never ask OOI twice
-                req = open_reqs[-1]
-                rebuild = not store.exists() or (
-                    info.time_min is not None
-                    and req.range_begin is not None
-                    and req.range_begin <= info.time_min
-                )
-            else:
-                begin = obs.begin_time if rebuild or info.time_max is None else info.time_max
-                try:
-                    req = rq.ensure_request(
-                        ctx.engine, client, key, begin, obs.end_time, ctx.run_id
-                    )
-                except OOINoData:
-                    if not store.exists():
-                        raise
-                    return self._result(store, {"mode": "none", "note": "OOI: no new data"})
-                except OOINotFound as exc:
-                    raise OOINotFound(
-                        f"{key}: OOI no longer knows this stream (discontinued?); check it "
-                        "on OOINet and remove or disable its harvest config "
-                        f"[{_ooi_text(exc)}]"
-                    ) from None
-            ctx.renew_lease()
-            req = rq.wait_until_ready(
-                ctx.engine,
-                client,
-                req,
-                settings.ooi_request_wait,
-                settings.ooi_poll_interval,
-                table=key,
-            )
-            if req.status == RequestStatus.PENDING:
-                return MaterializeResult(
-                    status=Outcome.WAITING,
-                    metadata={"request": req.request_uuid, "since": str(req.created_at)},
-                )
-            if req.status != RequestStatus.READY:
-                why = f": {req.error}" if req.error else ""
-                raise OOIRequestFailed(
-                    f"{key}: OOI request {req.request_uuid} {req.status}{why}"
-                )
-            files = rq.request_files(req, "data")
-            tmp = Path(tempfile.mkdtemp(prefix="dv-dl-", dir=_download_dir(settings)))
-            try:
-                paths = []
-                for f in files:
-                    paths.append(client.download(f, tmp))
-                    ctx.renew_lease()
-                if not paths:
-                    rq.mark_done(ctx.engine, req)
-                    if not store.exists():
-                        raise DataVentError(
-                            f"{key}: OOI request {req.request_uuid} "
-                            "returned no file for this stream"
-                        )
-                    return self._result(store, {"mode": "none", "note": "no files"})
-                outcome = (
-                    store.rebuild_from_files(paths) if rebuild else store.append_files(paths)
-                )
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        if outcome.needs_rebuild:
-            rq.mark_done(ctx.engine, req)
-            raise DataVentError(
-                f"{key}: needs a rebuild ({outcome.rebuild_reason}); "
-                f"run `data-vent materialize {key} --refresh`"
-            )
-        rq.mark_done(ctx.engine, req)
-        harvested = _harvested_input(src, obs, req)
-        meta = {
-            "mode": outcome.mode,
-            "request": req.request_uuid,
-            "range": [str(req.range_begin), str(req.range_end)],
-            "files": [p.name for p in paths],
-            "rows_added": outcome.rows_added,
-            "rules_applied": outcome.rules_applied,
-        }
-        return self._result(store, meta, harvested)
+    refresh = bool(ctx.spec.config.get("refresh")) and ctx.action != Action.APPEND
+    rebuild = ctx.action in REBUILD_ACTIONS or not store.exists() or refresh
+    return StreamJob(ctx, store, src, obs, rebuild)
 
-    def _result(
-        self, store, meta: dict, input_versions: dict | None = None
-    ) -> MaterializeResult:
-        from data_vent.store.writer import data_version
 
-        info = store.info()
-        return MaterializeResult(
-            data_version=data_version(info.version, info.rows, info.time_max),
-            time_min=info.time_min,
-            time_max=info.time_max,
-            rows=info.rows,
-            metadata=meta,
-            input_versions=input_versions,
+def request_or_resume(job: StreamJob, client: OOIClient) -> RequestRecord:
+    """The outstanding request of an earlier run (OOI is never asked twice), else a new one
+    from the store's end (or the stream's begin on a rebuild) to the source's end."""
+    engine, store, obs = job.ctx.engine, job.store, job.obs
+    info = store.info()
+    open_reqs = rq.outstanding_requests(engine, job.key)
+    if open_reqs and job.rebuild and store.exists():
+        open_reqs = _drop_superseded(engine, open_reqs, obs.begin_time)
+    if open_reqs:
+        req = open_reqs[-1]
+        job.rebuild = not store.exists() or (
+            info.time_min is not None
+            and req.range_begin is not None
+            and req.range_begin <= info.time_min
         )
+        return req
+    begin = obs.begin_time if job.rebuild or info.time_max is None else info.time_max
+    try:
+        return rq.ensure_request(engine, client, job.key, begin, obs.end_time, job.ctx.run_id)
+    except OOINoData:
+        if not store.exists():
+            raise
+        raise Finished(_result(store, {"mode": "none", "note": "OOI: no new data"})) from None
+    except OOINotFound as exc:
+        raise OOINotFound(
+            f"{job.key}: OOI no longer knows this stream (discontinued?); check it "
+            "on OOINet and remove or disable its harvest config "
+            f"[{_ooi_text(exc)}]",
+            url=exc.url,
+            status_code=exc.status_code,
+            ooi_message=exc.ooi_message,
+        ) from None
 
 
-def _drop_superseded(engine, open_reqs: list, begin: datetime | None) -> list:
+def wait_for(job: StreamJob, client: OOIClient, req: RequestRecord) -> RequestRecord:
+    """Check the request for a bounded time: ready goes on, pending leaves it ``waiting``."""
+    settings = job.ctx.settings
+    job.ctx.renew_lease()
+    req = rq.wait_until_ready(
+        job.ctx.engine,
+        client,
+        req,
+        settings.ooi_request_wait,
+        settings.ooi_poll_interval,
+        table=job.key,
+    )
+    if req.status == RequestStatus.PENDING:
+        raise Finished(
+            MaterializeResult(
+                status=Outcome.WAITING,
+                metadata={"request": req.request_uuid, "since": str(req.created_at)},
+            )
+        )
+    if req.status != RequestStatus.READY:
+        why = f": {req.error}" if req.error else ""
+        raise OOIRequestFailed(f"{job.key}: OOI request {req.request_uuid} {req.status}{why}")
+    return req
+
+
+def download(
+    job: StreamJob, client: OOIClient, req: RequestRecord, folder: Path
+) -> list[Path]:
+    """The request's data files, renewing the lease after each (downloads can be long)."""
+    paths = []
+    for f in rq.request_files(req, "data"):
+        paths.append(client.download(f, folder))
+        job.ctx.renew_lease()
+    if not paths:
+        rq.mark_done(job.ctx.engine, req)
+        if not job.store.exists():
+            raise DataVentError(
+                f"{job.key}: OOI request {req.request_uuid} returned no file for this stream"
+            )
+        raise Finished(_result(job.store, {"mode": "none", "note": "no files"}))
+    return paths
+
+
+def write(job: StreamJob, req: RequestRecord, paths: list[Path]) -> MaterializeResult:
+    """Append or rebuild the store from the files; close the request; the provenance."""
+    store = job.store
+    outcome = store.rebuild_from_files(paths) if job.rebuild else store.append_files(paths)
+    rq.mark_done(job.ctx.engine, req)
+    if outcome.needs_rebuild:
+        raise DataVentError(
+            f"{job.key}: needs a rebuild ({outcome.rebuild_reason}); "
+            f"run `data-vent materialize {job.key} --refresh`"
+        )
+    meta = {
+        "mode": outcome.mode,
+        "request": req.request_uuid,
+        "range": [str(req.range_begin), str(req.range_end)],
+        "files": [p.name for p in paths],
+        "rows_added": outcome.rows_added,
+        "rules_applied": outcome.rules_applied,
+    }
+    return _result(store, meta, _harvested_input(job.source, job.obs, req))
+
+
+def _result(store: Any, meta: dict, input_versions: dict | None = None) -> MaterializeResult:
+    from data_vent.store.writer import data_version
+
+    info = store.info()
+    return MaterializeResult(
+        data_version=data_version(info.version, info.rows, info.time_max),
+        time_min=info.time_min,
+        time_max=info.time_max,
+        rows=info.rows,
+        metadata=meta,
+        input_versions=input_versions,
+    )
+
+
+def _drop_superseded(
+    engine: Any, open_reqs: list[RequestRecord], begin: datetime | None
+) -> list[RequestRecord]:
     """A rebuild needs the whole stream: an outstanding request starting later (an
     append's range) cannot serve it, so it is closed instead of resumed."""
-    from data_vent.ooi import requests_state as rq
-
     want = to_naive_utc(begin) if begin is not None else None
     keep = []
     for req in open_reqs:
@@ -221,7 +294,7 @@ def _drop_superseded(engine, open_reqs: list, begin: datetime | None) -> list:
     return keep
 
 
-def _harvested_input(src: str, obs: Observation, req) -> dict | None:
+def _harvested_input(src: str, obs: Observation, req: RequestRecord) -> dict | None:
     """The source version actually harvested when a resumed request ends before the
     latest observation: its range end (count unknown), so the planner still sees
     ``source_advanced`` for the rest instead of believing the store caught up."""
@@ -232,17 +305,12 @@ def _harvested_input(src: str, obs: Observation, req) -> dict | None:
     return {src: input_version_record(src, harvested.data_version, harvested)}
 
 
-def _ooi_text(exc: Exception) -> str:
-    """OOI's own words from a typed error (the text after the URL), kept short."""
-    tail = str(exc).split("): ", 1)[-1]
-    return " ".join(tail.split())[:200]
+def _ooi_text(exc: OOINotFound) -> str:
+    """OOI's own words from a typed error, kept short."""
+    return " ".join((exc.ooi_message or str(exc)).split())[:200]
 
 
 def _download_dir(settings: Settings) -> str:
     path = settings.home / "downloads"
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
-
-
-register_kind(OOISourceKind())
-register_kind(OOIStreamKind())

@@ -69,6 +69,22 @@ def prefect_quiet() -> None:
         os.environ.setdefault(k, v)
 
 
+EPHEMERAL_HINT = (
+    "hint: no PREFECT_API_URL, so Prefect starts a temporary server for this run (the slow "
+    "part); run `prefect server start` once and export "
+    "PREFECT_API_URL=http://127.0.0.1:4200/api (README: Deploying with Prefect)"
+)
+
+
+def ephemeral_hint() -> None:
+    """One line on stderr when the run has to start Prefect's ephemeral server."""
+    from prefect.settings import get_current_settings
+
+    current = get_current_settings()
+    if not current.api.url and current.server.ephemeral.enabled:
+        err.print(EPHEMERAL_HINT, highlight=False, markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: one-line errors and exit codes instead of tracebacks."""
     try:

@@ -15,6 +15,7 @@ from data_vent.cli.app import (
     app,
     console,
     db_app,
+    ephemeral_hint,
     err,
     prefect_quiet,
     settings_for,
@@ -111,6 +112,7 @@ def _run_with_progress(flow_name: str, settings: Settings, **params: Any) -> dic
     from data_vent.run import runner
 
     prefect_quiet()
+    ephemeral_hint()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -236,7 +238,16 @@ def graph(
     elif fmt == "dot":
         text = lineage.to_dot(sub, colours)
     else:
-        text = lineage.to_html(sub, colours, status_rows(ws, p, snap, keys))
+        from data_vent.views.fleet import daily_rows, fleet_png
+
+        stores = sorted(k for k in keys if f"{k}/availability" in ws.specs)
+        text = lineage.to_html(
+            sub,
+            colours,
+            status_rows(ws, p, snap, keys),
+            groups={k: ws.specs[k].group for k in keys},
+            fleet_png=fleet_png(daily_rows(stores, ws.settings)),
+        )
     if output:
         output.write_text(text)
         console.print(f"wrote {output}")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from data_vent.cli.app import console
 from data_vent.core.records import Observation
@@ -43,29 +46,83 @@ def _rows(n: int | None) -> str:
     return str(n) if n is not None else "-"
 
 
+@dataclass(frozen=True)
+class Col:
+    """A table column: ``keep`` orders which go first when the terminal is narrow (lowest
+    first); the key column is an identifier, never cut, never wrapped, never dropped."""
+
+    header: str
+    keep: int = 0
+    key: bool = False
+    justify: str = "left"
+
+
+def _longest_word(cell: str) -> int:
+    return max((len(w) for w in Text.from_markup(cell).plain.split()), default=1)
+
+
+def fitted_table(title: str | None, cols: list[Col], rows: list[list[str]]) -> Table:
+    """A table that fits the console: key columns whole, other columns wrapped down to their
+    longest word, and, where even that does not fit, the least needed columns left out."""
+    width = console.width
+    need = {
+        i: max([len(c.header)] + [_longest_word(r[i]) for r in rows])
+        if not c.key
+        else max([len(c.header)] + [Text.from_markup(r[i]).cell_len for r in rows])
+        for i, c in enumerate(cols)
+    }
+    shown = list(range(len(cols)))
+    droppable = sorted(
+        (i for i, c in enumerate(cols) if not c.key), key=lambda i: cols[i].keep
+    )
+
+    def total(idx: list[int]) -> int:
+        return sum(need[i] for i in idx) + 3 * (len(idx) - 1)
+
+    while total(shown) > width and droppable:
+        shown.remove(droppable.pop(0))
+    left_out = [cols[i].header for i in range(len(cols)) if i not in shown]
+    if left_out:
+        n = len(left_out)
+        title = f"{title or ''} ({n} column{'s' * (n > 1)} left out: narrow terminal)".strip()
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for i in shown:
+        c = cols[i]
+        if c.key:
+            t.add_column(c.header, no_wrap=True, min_width=need[i], overflow="ignore")
+        else:
+            t.add_column(c.header, justify=c.justify, overflow="fold")  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(*(r[i] for i in shown))
+    return t
+
+
+def show(table: Table) -> None:
+    """Print a table; a key longer than the terminal still prints whole (never cropped)."""
+    console.print(table, crop=False)
+
+
 def assets_table(rows: list[dict[str, Any]]) -> None:
-    t = Table("asset", "kind", "group", "deps", title=f"{len(rows)} assets")
+    cols = [Col("asset", key=True), Col("kind", 3), Col("group", 2), Col("deps", 1)]
+    body = []
     for r in rows:
         deps = ", ".join(r["deps"]) if len(r["deps"]) < 4 else f"{len(r['deps'])} assets"
-        t.add_row(r["key"], r["kind"], r["group"] or "-", deps or "-")
-    console.print(t)
+        body.append([r["key"], r["kind"], r["group"] or "-", deps or "-"])
+    show(fitted_table(f"{len(rows)} assets", cols, body))
 
 
 def plan_table(plan: Plan) -> None:
     if not len(plan):
         console.print(NOTHING_TO_DO)
         return
-    t = Table(
-        "gen",
-        "asset",
-        "action",
-        "reasons",
-        title=f"plan: {len(plan)} assets in {len(plan.generations)} generations",
-    )
-    for g, gen in enumerate(plan.generations):
-        for it in gen:
-            t.add_row(str(g), it.key, str(it.action), it.describe() or "-")
-    console.print(t)
+    cols = [Col("gen", 1), Col("asset", key=True), Col("action", 3), Col("reasons", 2)]
+    body = [
+        [str(g), it.key, str(it.action), it.describe() or "-"]
+        for g, gen in enumerate(plan.generations)
+        for it in gen
+    ]
+    title = f"plan: {len(plan)} assets in {len(plan.generations)} generations"
+    show(fitted_table(title, cols, body))
 
 
 def repaired_lines(repaired: Mapping[str, Mapping[str, Any]]) -> None:
@@ -94,28 +151,33 @@ def run_summary(result: Mapping[str, Any]) -> None:
     if not outcomes:
         console.print(NOTHING_TO_DO)
         return
-    t = Table(
-        "asset",
-        "action",
-        "status",
-        "rows",
-        "last time",
-        "s",
-        "error",
-        title=f"run {result['run_id']}",
-    )
+    cols = [
+        Col("asset", key=True),
+        Col("action", 2),
+        Col("status", 6),
+        Col("rows", 3, justify="right"),
+        Col("last time", 1),
+        Col("s", 0, justify="right"),
+        Col("error", 5),
+    ]
+    body = []
     for key, o in outcomes.items():
         c = OUTCOME_COLORS.get(o["status"], "white")
-        t.add_row(
-            key,
-            str(o["action"]),
-            f"[{c}]{o['status']}[/{c}]",
-            _rows(o["rows"]),
-            o["time_max"] or "-",
-            f"{o['seconds']:.1f}",
-            o["error"] or "",
+        body.append(
+            [
+                key,
+                str(o["action"]),
+                f"[{c}]{o['status']}[/{c}]",
+                _rows(o["rows"]),
+                o["time_max"] or "-",
+                f"{o['seconds']:.1f}",
+                o["error"] or "",
+            ]
         )
-    console.print(t)
+    title = f"run {result['run_id']}"
+    if result.get("flow_run_id"):
+        title += f" (Prefect flow run {result['flow_run_id']})"
+    show(fitted_table(title, cols, body))
     counts: dict[str, int] = {}
     for o in outcomes.values():
         counts[str(o["status"])] = counts.get(str(o["status"]), 0) + 1
@@ -123,72 +185,85 @@ def run_summary(result: Mapping[str, Any]) -> None:
 
 
 def status_table(rows: list[dict[str, Any]]) -> None:
-    t = Table(
-        "asset",
-        "last success",
-        "coverage",
-        "rows",
-        "harvest lag",
-        "source lag",
-        "fresh",
-        "reasons",
-        title=f"{len(rows)} assets",
-    )
+    cols = [
+        Col("asset", key=True),
+        Col("last success", 0),
+        Col("coverage", 1),
+        Col("rows", 3, justify="right"),
+        Col("harvest lag", 5),
+        Col("source lag", 2),
+        Col("fresh", 7),
+        Col("reasons", 6),
+    ]
+    body = []
     for r in rows:
         c = FRESHNESS_COLORS.get(r["freshness"], "white")
-        t.add_row(
-            r["key"],
-            (r["last_success"] or "never")[:16],
-            fmt_coverage(r),
-            _rows(r["rows"]),
-            r["harvest_lag"],
-            r["source_lag"],
-            f"[{c}]{r['freshness']}[/{c}]",
-            fmt_reasons(r),
+        body.append(
+            [
+                r["key"],
+                (r["last_success"] or "never")[:16],
+                fmt_coverage(r),
+                _rows(r["rows"]),
+                r["harvest_lag"],
+                r["source_lag"],
+                f"[{c}]{r['freshness']}[/{c}]",
+                fmt_reasons(r),
+            ]
         )
-    console.print(t)
+    show(fitted_table(f"{len(rows)} assets", cols, body))
 
 
 def stream_table(rows: list[dict[str, Any]]) -> None:
     """The demo's closing table: the stream stores and their freshness."""
-    t = Table("stream", "coverage", "rows", "harvest lag", "fresh", title="stream stores")
-    for r in rows:
-        t.add_row(r["key"], fmt_coverage(r), str(r["rows"]), r["harvest_lag"], r["freshness"])
-    console.print(t)
+    cols = [
+        Col("stream", key=True),
+        Col("coverage", 1),
+        Col("rows", 2, justify="right"),
+        Col("harvest lag", 3),
+        Col("fresh", 4),
+    ]
+    body = [
+        [r["key"], fmt_coverage(r), _rows(r["rows"]), r["harvest_lag"], r["freshness"]]
+        for r in rows
+    ]
+    show(fitted_table("stream stores", cols, body))
 
 
 def history_table(asset: str, rows: list[dict[str, Any]]) -> None:
-    t = Table(
-        "id",
-        "run",
-        "started",
-        "status",
-        "action",
-        "rows",
-        "last time",
-        "reasons/error",
-        title=asset,
-    )
+    cols = [
+        Col("id", 1, justify="right"),
+        Col("run", 3),
+        Col("flow run", key=True),
+        Col("started", 5),
+        Col("status", 7),
+        Col("action", 4),
+        Col("rows", 2, justify="right"),
+        Col("last time", 0),
+        Col("reasons/error", 6),
+    ]
+    body = []
     for r in rows:
         why = r["error"] or "; ".join(x["code"] for x in r["reasons"])
-        t.add_row(
-            str(r["id"]),
-            r["run_id"],
-            (r["started_at"] or "")[:19],
-            r["status"],
-            r["action"],
-            _rows(r["rows"]),
-            (r["time_max"] or "-")[:19],
-            why,
+        body.append(
+            [
+                str(r["id"]),
+                r["run_id"],
+                r.get("flow_run_id") or "-",
+                (r["started_at"] or "")[:19],
+                r["status"],
+                r["action"],
+                _rows(r["rows"]),
+                (r["time_max"] or "-")[:19],
+                why,
+            ]
         )
-    console.print(t)
+    show(fitted_table(asset, cols, body))
 
 
 def observe_table(changed: list[Observation], total: int) -> None:
-    t = Table("source", "begin", "end", "count", title=f"{len(changed)} of {total} moved")
-    for o in changed:
-        t.add_row(o.source_key, str(o.begin_time), str(o.end_time), str(o.count))
-    console.print(t)
+    cols = [Col("source", key=True), Col("begin", 1), Col("end", 3), Col("count", 2)]
+    body = [[o.source_key, str(o.begin_time), str(o.end_time), str(o.count)] for o in changed]
+    show(fitted_table(f"{len(changed)} of {total} moved", cols, body))
 
 
 def lines(texts: Iterable[str]) -> None:

@@ -60,7 +60,21 @@ class LeaseLost(DataVentError):
 
 
 class OOIError(DataVentError):
-    """Base of every OOI error."""
+    """Base of every OOI error: the one-line message, and for a program the URL asked
+    (credentials stripped), the HTTP status and OOI's own words, when there were any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status_code: int | None = None,
+        ooi_message: str | None = None,
+    ):
+        super().__init__(message)
+        self.url = url
+        self.status_code = status_code
+        self.ooi_message = ooi_message
 
 
 class OOIUnavailable(OOIError):

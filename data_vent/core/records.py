@@ -125,6 +125,8 @@ class MaterializationRecord:
     rows: int | None = None
     error: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    flow_run_id: str | None = None
+    """Prefect's flow-run id when the attempt ran inside a flow."""
 
     def finish(self, status: Outcome, **values: Any) -> MaterializationRecord:
         """The same attempt, ended with ``status`` (and its provenance or error)."""

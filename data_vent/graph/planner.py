@@ -53,7 +53,6 @@ REASON_ACTION = {
     ReasonCode.LAST_FAILED: Action.RETRY,
     ReasonCode.FORCED: Action.REMATERIALIZE,
 }
-REASON_CODES = tuple(REASON_ACTION)
 DEFAULT_FRESHNESS = FreshnessPolicy()
 
 __all__ = ["Plan", "PlanItem", "NotPlanned", "Freshness", "plan", "input_version_record"]
@@ -269,11 +268,15 @@ def plan(
     refresh: bool = False,
     include_upstream: bool = True,
     exists: Mapping[str, bool] | None = None,
+    upstream_of: set[str] | None = None,
 ) -> Plan:
     """Decide what to materialize, in which order, and why; and why not the rest.
 
     ``selection`` None means every asset (the daily flow). A targeted selection also takes in
-    its stale or missing ancestors unless ``include_upstream`` is False. ``force`` and
+    its stale or missing ancestors unless ``include_upstream`` is False: the ancestors of
+    ``upstream_of`` (default: the whole selection), which the caller sets to the assets the
+    user named, so that a catalog reached by ``x+`` does not pull in its other inputs (they
+    are siblings of ``x``, not what was asked for). ``force`` and
     ``refresh`` apply to the selected assets only.
     """
     result = Plan(now=now)
@@ -313,7 +316,8 @@ def plan(
         selected = {k for k in selection if not specs[k].observable}
         candidates = set(selected)
         if include_upstream:
-            for anc in ancestors_of(graph, selected):
+            roots = selected if upstream_of is None else (selected & set(upstream_of))
+            for anc in ancestors_of(graph, roots):
                 if not specs[anc].observable:
                     between.add(anc)
                     if result.stale.get(anc):

@@ -236,12 +236,6 @@ class _Parser:
             return f'"{tok.value}"'
         return repr(tok.value)
 
-    def expect(self, kind: str) -> _Tok:
-        tok = self.peek()
-        if tok.kind != kind:
-            raise self.error(f"expected {kind!r}, got {self.describe(tok)}", tok)
-        return self.advance()
-
     def nest(self, tok: _Tok) -> None:
         self.depth += 1
         if self.depth > MAX_NESTING:
@@ -526,6 +520,52 @@ class _Evaluator:
         raise TypeError(f"not a selection node: {node!r}")
 
 
+@dataclass(frozen=True)
+class Selected:
+    """A selection's assets, and which of them only a downstream traversal (``x+``) added.
+
+    A planned run takes in the stale ancestors of the assets the user *named* (``anchors``),
+    never those reached through a fan-in below them: ``key:"RS01SBPS*"+`` reaches the catalog,
+    and the catalog's other inputs are siblings, not what was asked for.
+    """
+
+    keys: frozenset[str]
+    downstream_only: frozenset[str] = frozenset()
+
+    @property
+    def anchors(self) -> frozenset[str]:
+        return self.keys - self.downstream_only
+
+
+class _AnchorEvaluator(_Evaluator):
+    """Evaluates a selection keeping track of what downstream traversals alone added."""
+
+    def anchored(self, node: Node) -> tuple[set[str], set[str]]:
+        """(keys, downstream-only keys) of ``node``."""
+        match node:
+            case Traverse(operand, up, down):
+                base, via = self.anchored(operand)
+                upset = _reach(self.graph, base, up, up=True) if up != 0 else set()
+                downset = _reach(self.graph, base, down, up=False) if down != 0 else set()
+                keys = base | upset | downset
+                return keys, keys - ((base - via) | upset)
+            case Or(operands):
+                parts = [self.anchored(op) for op in operands]
+                keys = set().union(*(k for k, _ in parts))
+                anchors = set().union(*(k - v for k, v in parts))
+                return keys, keys - anchors
+            case And(operands):
+                parts = [self.anchored(op) for op in operands]
+                keys = set.intersection(*(k for k, _ in parts))
+                anchors = set.intersection(*(k - v for k, v in parts))
+                return keys, keys - anchors
+            case Roots(operand) | Sinks(operand) if operand is not None:
+                keys = self.run(node)
+                _, via = self.anchored(operand)
+                return keys, keys & via
+        return self.run(node), set()
+
+
 def evaluate(
     node: Node,
     graph: nx.DiGraph,
@@ -544,3 +584,14 @@ def select(
 ) -> set[str]:
     """Parse ``text`` and evaluate it."""
     return evaluate(parse(text), graph, specs, state)
+
+
+def select_anchored(
+    text: str,
+    graph: nx.DiGraph,
+    specs: Mapping[str, AssetSpec],
+    state: StateView | None = None,
+) -> Selected:
+    """Parse ``text`` and evaluate it, telling the named assets from the downstream-only."""
+    keys, via = _AnchorEvaluator(graph, specs, state).anchored(parse(text))
+    return Selected(frozenset(keys), frozenset(via))

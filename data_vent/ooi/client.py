@@ -26,13 +26,22 @@ from data_vent.core.errors import (
     OOIDownloadError,
     OOINoData,
     OOINotFound,
-    OOIParseError,
     OOIRequestFailed,
     OOIUnavailable,
 )
-from data_vent.core.timeutil import format_ooi_time, parse_ooi_time
+from data_vent.core.timeutil import format_ooi_time
 from data_vent.core.vocab import RequestStatus
 from data_vent.ooi.names import parse_refdes, parse_table
+from data_vent.ooi.responses import (
+    AsyncResponse,
+    StreamTimes,
+    parse_annotations,
+    parse_deployment_numbers,
+    parse_deployment_records,
+    parse_inventory,
+    parse_metadata_times,
+    parse_stream_byname,
+)
 from data_vent.ooi.thredds import (
     Listing,
     ThreddsFile,
@@ -66,75 +75,6 @@ def redact_url(url: str) -> str:
 
 
 @dataclass(frozen=True)
-class StreamTimes:
-    """One entry of ``metadata/times``."""
-
-    stream: str
-    method: str
-    count: int | None
-    begin_time: datetime | None
-    end_time: datetime | None
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> StreamTimes:
-        try:
-            return cls(
-                stream=str(d["stream"]),
-                method=str(d["method"]),
-                count=int(d["count"]) if d.get("count") is not None else None,
-                begin_time=parse_ooi_time(d["beginTime"]) if d.get("beginTime") else None,
-                end_time=parse_ooi_time(d["endTime"]) if d.get("endTime") else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise OOIParseError(
-                f"metadata/times entry without {exc}: {str(d)[:200]}"
-            ) from None
-
-
-@dataclass(frozen=True)
-class AsyncResponse:
-    """Answer to a data request (or its estimate): where the results will appear."""
-
-    request_uuid: str
-    output_url: str | None
-    all_urls: tuple[str, ...]
-    size_calculation: int | None
-    time_calculation: int | None
-    number_of_sub_jobs: int | None
-
-    @property
-    def catalog_url(self) -> str | None:
-        url = self.all_urls[0] if self.all_urls else self.output_url
-        return catalog_xml_url(url) if url else None
-
-    @property
-    def status_url(self) -> str | None:
-        """``status.txt`` under ``allURLs[1]``: present once the request is complete."""
-        if len(self.all_urls) < 2:
-            return None
-        return self.all_urls[1].rstrip("/") + "/status.txt"
-
-    @classmethod
-    def from_json(cls, d: Any) -> AsyncResponse:
-        if not isinstance(d, dict) or "requestUUID" not in d:
-            raise OOIParseError(
-                f"not an async request answer (no requestUUID): {str(d)[:200]}"
-            )
-        return cls(
-            request_uuid=str(d["requestUUID"]),
-            output_url=d.get("outputURL"),
-            all_urls=tuple(d.get("allURLs") or ()),
-            size_calculation=_int(d.get("sizeCalculation")),
-            time_calculation=_int(d.get("timeCalculation")),
-            number_of_sub_jobs=_int(d.get("numberOfSubJobs")),
-        )
-
-
-def _int(v: Any) -> int | None:
-    return int(v) if v is not None else None
-
-
-@dataclass(frozen=True)
 class StatusProbe:
     """``status.txt`` probe: ``pending`` (absent), ``ready`` or ``failed`` (with its text)."""
 
@@ -164,7 +104,14 @@ def parse_error_body(body: Any) -> tuple[str, str]:
 
 
 class OOIClient:
-    """Typed access to the M2M endpoints data-vent uses, plus THREDDS and status.txt."""
+    """Typed access to the OOI M2M API, THREDDS and ``status.txt``: a public client.
+
+    The harvest uses ``metadata_times``, ``request_data``, ``request_status``, ``listing``
+    and ``download``; the rest of the M2M surface is here for operators and scripts and is
+    tested against the simulator like the rest: ``inventory`` (sites, nodes, sensors,
+    methods, streams), ``stream_byname`` (preload), ``deployments``/``deployment`` (events),
+    ``annotations``, ``estimate`` (a data request's size, no request made) and ``catalog``.
+    """
 
     def __init__(self, settings: Settings, session: requests.Session | None = None):
         self.settings = settings
@@ -253,26 +200,30 @@ class OOIClient:
         code = resp.status_code
         if code < 400:
             return
+        where = {"url": shown, "status_code": code}
         if code in (401, 403):
             raise OOIAuthError(
                 f"OOI refused the credentials ({code}) at {shown}; "
-                "set OOI_USERNAME and OOI_TOKEN"
+                "set OOI_USERNAME and OOI_TOKEN",
+                **where,
             )
         if code >= 500:
             raise OOIUnavailable(
                 f"OOI answered {code} at {shown} after {self.settings.ooi_retries} retries; "
-                "try again later"
+                "try again later",
+                **where,
             )
         try:
             body = resp.json()
         except ValueError:
             body = resp.text[:300]
         kind, text = parse_error_body(body)
+        said = {**where, "ooi_message": text[:200]}
         if kind == "nodata":
-            raise OOINoData(f"OOI has no data at {shown}: {text[:200]}")
+            raise OOINoData(f"OOI has no data at {shown}: {text[:200]}", **said)
         if code == 404 or kind == "notfound":
-            raise OOINotFound(f"OOI does not know {shown} ({code}): {text[:200]}")
-        raise OOIRequestFailed(f"OOI refused {shown} ({code}): {text[:200]}")
+            raise OOINotFound(f"OOI does not know {shown} ({code}): {text[:200]}", **said)
+        raise OOIRequestFailed(f"OOI refused {shown} ({code}): {text[:200]}", **said)
 
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, once: bool = False
@@ -458,56 +409,3 @@ def _epoch_ms(value: datetime) -> float:
     from data_vent.core.timeutil import to_naive_utc
 
     return (to_naive_utc(value) - datetime(1970, 1, 1)).total_seconds() * 1000
-
-
-def parse_inventory(body: Any) -> list[str]:
-    if not isinstance(body, list) or not all(isinstance(x, str) for x in body):
-        raise OOIParseError(
-            f"sensor inventory: expected a list of names, got {str(body)[:120]}"
-        )
-    return body
-
-
-def parse_metadata_times(body: Any) -> list[StreamTimes]:
-    """``metadata/times`` is a list; the full ``metadata`` answer has it under ``times``."""
-    if isinstance(body, dict) and "times" in body:
-        body = body["times"]
-    if not isinstance(body, list):
-        raise OOIParseError(f"metadata/times: expected a list, got {str(body)[:120]}")
-    return [StreamTimes.from_json(d) for d in body]
-
-
-def parse_stream_byname(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or "name" not in body or "parameters" not in body:
-        raise OOIParseError(
-            f"stream/byname: expected an object with name and parameters, "
-            f"got {str(body)[:120]}"
-        )
-    return body
-
-
-def parse_deployment_numbers(body: Any) -> list[int]:
-    if not isinstance(body, list) or not all(
-        isinstance(x, int) and not isinstance(x, bool) for x in body
-    ):
-        raise OOIParseError(
-            f"deployment numbers: expected a list of integers, got {str(body)[:120]}"
-        )
-    return body
-
-
-def parse_deployment_records(body: Any) -> list[dict[str, Any]]:
-    """``.XDeployment`` records (``deploymentNumber``, ``eventStartTime``, ...)."""
-    if not isinstance(body, list) or not all(
-        isinstance(d, dict) and "deploymentNumber" in d for d in body
-    ):
-        raise OOIParseError(
-            f"deployment records: expected .XDeployment objects, got {str(body)[:120]}"
-        )
-    return body
-
-
-def parse_annotations(body: Any) -> list[dict[str, Any]]:
-    if not isinstance(body, list) or not all(isinstance(d, dict) for d in body):
-        raise OOIParseError(f"annotations: expected a list of objects, got {str(body)[:120]}")
-    return body

@@ -21,7 +21,8 @@ from data_vent.ooi.names import parse_table
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from data_vent.ooi.client import OOIClient, StreamTimes
+    from data_vent.ooi.client import OOIClient
+    from data_vent.ooi.responses import StreamTimes
 
 log = logging.getLogger(__name__)
 

@@ -154,6 +154,8 @@ class WriteJob:
     provenance: Provenance = Provenance.INPUTS
     raise_errors: bool = False
     """Re-raise a failure after recording it (ingest) instead of returning it (a run)."""
+    flow_run_id: str | None = None
+    """Prefect's flow-run id when the write runs inside a flow (recorded with it)."""
 
 
 Work = Callable[[MaterializeContext], MaterializeResult | str | None]
@@ -205,6 +207,7 @@ def _write_held(
         list(job.reasons),
         code_version=spec.code_version,
         config_hash=spec.config_hash,
+        flow_run_id=job.flow_run_id,
     )
     extra = {"waited_s": round(waited, 1)} if waited >= 1 else {}
     logger = logging.getLogger(f"data_vent.asset.{spec.key}")
@@ -333,9 +336,9 @@ def done_elsewhere(
     details = {"skip": str(SkipCause.DONE_ELSEWHERE), "done_by": by_run, **extra}
     record_materialization(
         engine,
-        MaterializationRecord(job.spec.key, job.run_id, job.action, job.reasons).finish(
-            Outcome.SKIPPED, error=message, details=details
-        ),
+        MaterializationRecord(
+            job.spec.key, job.run_id, job.action, job.reasons, flow_run_id=job.flow_run_id
+        ).finish(Outcome.SKIPPED, error=message, details=details),
     )
     return AssetOutcome(
         job.spec.key,
@@ -364,9 +367,11 @@ def materialize_asset(
     settings: Settings,
     engine: Engine,
     run_id: str,
+    flow_run_id: str | None = None,
 ) -> AssetOutcome:
-    """Materialize one planned asset through the write path; another run's lease is
-    waited for (bounded), then the asset is reported ``locked``."""
+    """Materialize one planned asset through the write path (the attempt recorded with the
+    Prefect flow run it ran in, if any); another run's lease is waited for (bounded), then
+    the asset is reported ``locked``."""
     spec = specs[item.key]
     job = WriteJob(
         spec,
@@ -375,6 +380,7 @@ def materialize_asset(
         list(item.reasons),
         basis=item.basis,
         wait=settings.lease_wait,
+        flow_run_id=flow_run_id,
     )
     reasons = [r.to_json() for r in item.reasons]
     try:
@@ -446,6 +452,7 @@ def skip(
     outcomes: Mapping[str, AssetOutcome],
     engine: Engine,
     run_id: str,
+    flow_run_id: str | None = None,
 ) -> AssetOutcome:
     message = f"{SKIP_MESSAGES[cause]}: {upstream}"
     held = outcomes[upstream].details.get("held_by_run")
@@ -454,9 +461,9 @@ def skip(
         details["held_by_run"] = held
     record_materialization(
         engine,
-        MaterializationRecord(item.key, run_id, item.action, item.reasons).finish(
-            Outcome.SKIPPED, error=message, details=details
-        ),
+        MaterializationRecord(
+            item.key, run_id, item.action, item.reasons, flow_run_id=flow_run_id
+        ).finish(Outcome.SKIPPED, error=message, details=details),
     )
     out = AssetOutcome(
         item.key,
@@ -488,6 +495,7 @@ def run_generations(
     run_id: str,
     run_batch: Callable[[list[PlanItem]], list[AssetOutcome]],
     partial_inputs_ok: set[str] | None = None,
+    flow_run_id: str | None = None,
 ) -> dict[str, AssetOutcome]:
     """Run generations in order; inside one, ``run_batch`` runs items concurrently.
 
@@ -499,7 +507,9 @@ def run_generations(
         for item in gen:
             up = blocked_by(item, graph, outcomes, item.key in (partial_inputs_ok or ()))
             if up is not None:
-                outcomes[item.key] = skip(item, up[0], up[1], outcomes, engine, run_id)
+                outcomes[item.key] = skip(
+                    item, up[0], up[1], outcomes, engine, run_id, flow_run_id
+                )
             else:
                 runnable.append(item)
         done = {out.key: out for out in run_batch(execution_order(runnable, run_id))}

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from data_vent.assets.config import load_specs
 from data_vent.assets.kinds import get_kind
-from data_vent.core.errors import ConfigError
+from data_vent.core.errors import ConfigError, SelectionError
 from data_vent.core.plan import PlanItem
 from data_vent.core.records import Observation
 from data_vent.core.snapshot import StateSnapshot
@@ -20,7 +20,7 @@ from data_vent.core.spec import AssetSpec
 from data_vent.core.timeutil import utcnow
 from data_vent.graph.build import build_graph
 from data_vent.graph.planner import Plan, ancestors_of, plan
-from data_vent.graph.selection import parse, select, uses_state
+from data_vent.graph.selection import Selected, parse, select_anchored, uses_state
 from data_vent.graph.status import PlanStateView
 from data_vent.run.repair import pending_repairs, repair_assets
 from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
@@ -100,17 +100,18 @@ class Workspace:
         snapshot = snapshot or self.snapshot()
         now = utcnow()
         exists = self.exists_map(self.specs) if check_outputs else None
-        selected = self.select(selection, snapshot) if selection else None
+        picked = self.select_anchored(selection, snapshot) if selection else None
         return plan(
             self.specs,
             self.graph,
             snapshot,
             now,
-            selected,
+            set(picked.keys) if picked else None,
             force=force,
             refresh=refresh,
             include_upstream=include_upstream,
             exists=exists,
+            upstream_of=set(picked.anchors) if picked else None,
         )
 
     def execute(
@@ -118,6 +119,7 @@ class Workspace:
         planned: Plan,
         run_id: str,
         run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+        flow_run_id: str | None = None,
     ) -> dict[str, AssetOutcome]:
         """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
         tasks in the flows), by default one asset after another in this process."""
@@ -131,7 +133,13 @@ class Workspace:
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
         return run_generations(
-            planned.generations, self.graph, self.engine, run_id, run_batch, tolerant
+            planned.generations,
+            self.graph,
+            self.engine,
+            run_id,
+            run_batch,
+            tolerant,
+            flow_run_id=flow_run_id,
         )
 
     def repair(
@@ -147,10 +155,24 @@ class Workspace:
         return pending_repairs(self.specs, self.settings, self.engine, keys, check_storage)
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
+        """The assets ``text`` selects; one that matches nothing is bad input."""
+        return set(self.select_anchored(text, snapshot).keys)
+
+    def select_anchored(self, text: str, snapshot: StateSnapshot | None = None) -> Selected:
+        """The selection, telling the assets named from those only ``x+`` reached.
+
+        An empty result is an error (exit 2) unless state filters made it so: ``key:"XX*"``
+        is a typo, ``status:stale`` matching nothing is good news.
+        """
         node = parse(text)
         state = None
         if uses_state(node):
             snapshot = snapshot or self.snapshot()
             full = plan(self.specs, self.graph, snapshot, utcnow())
             state = PlanStateView(full, snapshot)
-        return select(text, self.graph, self.specs, state)
+        picked = select_anchored(text, self.graph, self.specs, state)
+        if not picked.keys and state is None:
+            raise SelectionError(
+                f"selection {text!r} matches no asset; `data-vent assets` lists them"
+            )
+        return picked

@@ -35,6 +35,7 @@ def record_materialization(engine: Engine, record: MaterializationRecord) -> int
             insert(M).values(
                 asset_key=record.asset_key,
                 run_id=record.run_id,
+                flow_run_id=record.flow_run_id,
                 status=str(record.status),
                 action=str(record.action),
                 reasons=[r.to_json() for r in record.reasons],

@@ -75,6 +75,8 @@ class Materialization(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     asset_key: str = Field(max_length=300)
     run_id: str = Field(max_length=64, index=True)
+    flow_run_id: str | None = Field(default=None, max_length=64, index=True)
+    """Prefect's flow-run id when the attempt ran in a flow (its logs are there)."""
     status: str = Field(max_length=16)  # Outcome: success | failed | waiting | skipped
     action: str = Field(max_length=32)
     reasons: list[dict[str, Any]] = Field(

@@ -97,7 +97,6 @@ PER_REQUEST_ATTRS = frozenset(
     }
 )
 _SECONDS_SINCE = re.compile(r"^\s*seconds?\s+since\s+(.+?)\s*$", re.IGNORECASE)
-STR_DTYPE = np.dtypes.StringDType()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The lineage graph as Mermaid, Graphviz dot, or one self-contained HTML page.
 
-The HTML page needs no network: the graph is an inline SVG laid out by topological
-generation (columns) and coloured by status, followed by the status table.
+The HTML page needs no network: the graph is laid out in the browser by dagre (vendored in
+``views/vendor``, MIT, inlined in the page), coloured by status, collapsed by site (group)
+when large, with a search box, status filters and an asset's details on click; the fleet's
+data availability (streams x days) and the status table follow.
 """
 
 from __future__ import annotations
@@ -9,12 +11,18 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
 from data_vent.core.vocab import AssetStatus
+from data_vent.graph.status import HEADLINE_ORDER
 from data_vent.views.report import fmt_coverage, fmt_reasons
+
+VENDOR = Path(__file__).parent / "vendor"
+COLLAPSE_ABOVE = 60
+"""Pages with more assets than this open with every site collapsed to one box."""
 
 COLORS = {
     AssetStatus.FRESH: "#2e7d32",
@@ -56,54 +64,45 @@ def to_dot(graph: nx.DiGraph, status: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _svg(graph: nx.DiGraph, status: Mapping[str, str]) -> str:
-    gens = [sorted(g) for g in nx.topological_generations(graph)] or [[]]
-    labels = {k: k if len(k) <= 62 else k[:29] + "…" + k[-32:] for k in graph.nodes}
-    longest = max((len(v) for v in labels.values()), default=8)
-    box_w = min(410, max(80, 12 + int(7.3 * longest)))  # 12px monospace ≈ 7.3 px a char
-    col_w, row_h, box_h, pad = box_w + 60, 28, 22, 10
-    pos: dict[str, tuple[int, int]] = {}
-    for c, gen in enumerate(gens):
-        for r, key in enumerate(gen):
-            pos[key] = (pad + c * col_w, pad + r * row_h)
-    width = pad * 2 + len(gens) * col_w
-    height = pad * 2 + max(len(g) for g in gens) * row_h
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'id="lineage" role="img" aria-label="asset lineage"><defs><marker id="arrow" '
-        'viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" '
-        'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#9e9e9e"/></marker></defs>'
-    ]
-    for u, v in sorted(graph.edges):
-        (x1, y1), (x2, y2) = pos[u], pos[v]
-        parts.append(
-            f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" '
-            f'y2="{y2 + box_h / 2}" stroke="#9e9e9e" stroke-width="1" '
-            'marker-end="url(#arrow)"/>'
-        )
-    for key, (x, y) in pos.items():
-        st = status.get(key, AssetStatus.MISSING)
-        label = labels[key]
-        parts.append(
-            f'<g class="node {st}" data-key="{html.escape(key)}"><title>{html.escape(key)}: '
-            f'{st}</title><rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="4" '
-            f'fill="{COLORS[st]}"/><text x="{x + 6}" y="{y + 15}" fill="#fff" '
-            f'font-size="12" font-family="monospace">{html.escape(label)}</text></g>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def to_html(
     graph: nx.DiGraph,
     status: Mapping[str, str],
     rows: list[dict[str, Any]],
     title: str = "data-vent lineage",
+    groups: Mapping[str, str | None] | None = None,
+    fleet_png: str | None = None,
 ) -> str:
-    legend = "".join(
-        f'<span class="chip" style="background:{c}">{html.escape(n)}</span>'
-        for n, c in COLORS.items()
-    )
+    """The page: graph (dagre in the browser), filters, details, fleet picture, table."""
+    groups = groups or {}
+    by_key = {r["key"]: r for r in rows}
+    nodes = []
+    for k in sorted(graph.nodes):
+        r = by_key.get(k)
+        d: dict[str, Any] = {"key": k, "status": status.get(k, AssetStatus.MISSING)}
+        d["group"] = groups.get(k) or "other"
+        if r is not None:
+            d["details"] = {
+                "reasons": [
+                    x["code"] + (f" {x['values']}" if x.get("values") else "")
+                    for x in r["reasons"]
+                ]
+                or [r.get("note") or "fresh"],
+                "last success": r["last_success"] or "never",
+                "last attempt": r.get("last_attempt") or "-",
+                "coverage": fmt_coverage(r),
+                "rows": "-" if r["rows"] is None else str(r["rows"]),
+                "harvest lag": r["harvest_lag"],
+                "source lag": r["source_lag"],
+                "freshness": r["freshness"],
+            }
+        nodes.append(d)
+    data = {
+        "nodes": nodes,
+        "edges": sorted([u, v] for u, v in graph.edges),
+        "colors": {str(k): v for k, v in COLORS.items()},
+        "order": [str(s) for s in HEADLINE_ORDER],
+        "collapse": len(nodes) > COLLAPSE_ABOVE,
+    }
     head = [
         "asset",
         "status",
@@ -118,30 +117,55 @@ def to_html(
     body = []
     for r in rows:
         st = status.get(r["key"], AssetStatus.MISSING)
-        cov, reasons = fmt_coverage(r), fmt_reasons(r)
         cells = [
             r["key"],
             st,
             (r["last_success"] or "never")[:16],
-            cov,
+            fmt_coverage(r),
             "-" if r["rows"] is None else str(r["rows"]),
             r["harvest_lag"],
             r["source_lag"],
             r["freshness"],
-            reasons,
+            fmt_reasons(r),
         ]
         tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
         body.append(f'<tr class="{st}" data-key="{html.escape(r["key"])}">{tds}</tr>')
     counts: dict[str, int] = {}
-    for s in status.values():
-        counts[s] = counts.get(s, 0) + 1
+    for s_ in status.values():
+        counts[s_] = counts.get(s_, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    filters = "".join(
+        f'<label class="chip" style="background:{c}"><input type="checkbox" '
+        f'class="status-filter" value="{html.escape(n)}" checked> {html.escape(n)}</label>'
+        for n, c in COLORS.items()
+    )
+    fleet = (
+        f'<h2>Data availability</h2><p class="note">rows per day of every stream store '
+        f'(white: no data)</p><img id="fleet" alt="fleet data availability" '
+        f'src="data:image/png;base64,{fleet_png}">'
+        if fleet_png
+        else ""
+    )
+    dagre = (VENDOR / "dagre.min.js").read_text()
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: Helvetica, Arial, sans-serif; margin: 1.5em; color: #212121; }}
-.chip {{ color: #fff; padding: 2px 8px; border-radius: 4px; margin-right: 6px; }}
-#graph {{ overflow: auto; border: 1px solid #e0e0e0; max-height: 70vh; margin: 1em 0; }}
+body {{ font-family: Helvetica, Arial, sans-serif; margin: 1.2em; color: #212121; }}
+.chip {{ color: #fff; padding: 2px 8px; border-radius: 4px; margin-right: 6px;
+         font-size: 13px; white-space: nowrap; }}
+#bar {{ display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }}
+#search {{ font-size: 14px; padding: 3px 6px; width: 26em; }}
+#main {{ display: flex; gap: 12px; margin: 0.8em 0; }}
+#graph {{ overflow: auto; border: 1px solid #e0e0e0; height: 72vh; flex: 1; }}
+#details {{ width: 24em; font-size: 13px; border: 1px solid #e0e0e0; padding: 6px 10px;
+            overflow: auto; height: 72vh; box-sizing: border-box; }}
+#details dt {{ font-weight: bold; margin-top: 4px; }}
+#details dd {{ margin: 0 0 0 1em; word-break: break-all; }}
+g.node, g.group {{ cursor: pointer; }}
+g.group rect {{ stroke: #212121; stroke-width: 1.5; stroke-dasharray: 4 2; }}
+g.hit rect {{ stroke: #fdd835; stroke-width: 3; }}
+.note {{ color: #616161; font-size: 13px; }}
+#fleet {{ max-width: 100%; border: 1px solid #e0e0e0; }}
 table {{ border-collapse: collapse; font-size: 13px; }}
 td, th {{ border: 1px solid #e0e0e0; padding: 3px 6px; text-align: left; }}
 th {{ background: #f5f5f5; position: sticky; top: 0; }}
@@ -149,12 +173,19 @@ tr.selected td {{ background: #fff59d; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p id="summary">{len(status)} assets: {html.escape(summary)}</p>
-<p>{legend}</p>
-<div id="graph">{_svg(graph, status)}</div>
+<div id="bar"><input id="search" type="search" placeholder="search assets (key or part)"
+ aria-label="search assets"> {filters}
+<button id="expand">expand all</button><button id="collapse">collapse by site</button>
+<span id="shown" class="note"></span></div>
+<div id="main"><div id="graph"></div>
+<div id="details"><p class="note">Click an asset for its details; click a site box to
+open it.</p></div></div>
+{fleet}
 <h2>Status</h2>
 <table id="status"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>
 <tbody>{"".join(body)}</tbody></table>
-<script type="application/json" id="data">{_script_json(status)}</script>
+<script type="application/json" id="data">{_script_json(data)}</script>
+<script>{dagre}</script>
 <script>{_SCRIPT}</script>
 </body></html>
 """
@@ -170,26 +201,4 @@ def _script_json(value: Any) -> str:
     )
 
 
-# Clicking a node highlights its row in the table; `data-ready` marks a finished render.
-_SCRIPT = """
-(function () {
-  var status = JSON.parse(document.getElementById("data").textContent);
-  var rows = {};
-  document.querySelectorAll("#status tbody tr").forEach(function (tr) {
-    rows[tr.dataset.key] = tr;
-  });
-  document.querySelectorAll("#lineage g.node").forEach(function (g) {
-    g.style.cursor = "pointer";
-    g.addEventListener("click", function () {
-      Object.values(rows).forEach(function (tr) { tr.classList.remove("selected"); });
-      var tr = rows[g.dataset.key];
-      if (tr) { tr.classList.add("selected"); tr.scrollIntoView({block: "center"}); }
-    });
-  });
-  var nodes = document.querySelectorAll("#lineage g.node").length;
-  document.body.dataset.ready = "true";
-  console.info("data-vent lineage ready: " + nodes + " nodes, "
-               + Object.keys(rows).length + " rows, " + Object.keys(status).length
-               + " statuses");
-})();
-"""
+_SCRIPT = (Path(__file__).parent / "lineage.js").read_text()
