@@ -54,8 +54,8 @@ import zarr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from data_vent.core.timeutil import to_ntp_seconds, utcnow  # noqa: E402
-from data_vent.ooi.sim_netcdf import FileSpec, write_stream_file  # noqa: E402
 from data_vent.settings import Settings  # noqa: E402
+from data_vent.simulator.synthetic import FileSpec, write_stream_file  # noqa: E402
 from data_vent.store.commit import JOURNAL  # noqa: E402
 
 KEY = "CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample"
@@ -163,7 +163,7 @@ class Bench:
 
     def setup(self) -> None:
         from data_vent.demo import DEMO_CONFIGS
-        from data_vent.ooi.simulator import Simulator
+        from data_vent.simulator import Simulator
 
         harvest_configs = Path(self.env["harvest"]["DATA_VENT_CONFIG_DIR"])
         for table in HARVESTED:

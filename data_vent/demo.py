@@ -1,8 +1,8 @@
 """``data-vent demo``: the whole product on the embedded defaults, in one command.
 
-Starts the bundled OOI simulator on a free loopback port with 25 real RCA streams, runs the
-daily harvest, advances the simulated clock by a day, runs it again (only the new range is
-requested and appended) and prints the status table.
+Starts the bundled OOI simulator on a free loopback port with the 31 demo streams (7 of them
+replaying real Stream Engine files), runs the daily harvest, advances the simulated clock by a
+day, runs it again (only the new range is requested and appended) and prints the status table.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def run_demo(
     """Run ``days`` simulated daily harvests; returns the runs' results and the settings."""
     from data_vent import flows
     from data_vent.core.timeutil import utcnow
-    from data_vent.ooi.simulator import Simulator
+    from data_vent.simulator import Simulator
 
     console = console or Console()
     home = _fresh_home(home.resolve())

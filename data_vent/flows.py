@@ -63,6 +63,13 @@ def _materialize(
     item = PlanItem(key, action, runner.reason_objects(reasons), basis)
     out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id, flow_run_id)
     ctx = AssetContext.get()
+    if (
+        ctx is not None
+        and len(ctx.upstream_assets | ctx.direct_asset_dependencies) >= MAX_RELATED
+    ):
+        # Prefect also infers upstream assets from the task runs this one follows; over a
+        # wide fan-in that alone exceeds the limit: keep the declared deps (the root).
+        ctx.upstream_assets = set()
     if ctx is not None and ctx.downstream_assets:
         if out.status == Outcome.SUCCESS:
             for asset in ctx.downstream_assets:

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     ooi_request_wait: float = 30.0
     """Seconds a run waits for an OOI request to become ready before moving on (`waiting`)."""
     ooi_poll_interval: float = 2.0
+    ooi_results_url: str | None = None
+    """The account's THREDDS folder (``.../thredds/catalog/ooi/<account>/catalog.xml``), where
+    finished requests are looked for before a full rebuild asks OOI again; by default the
+    parent of the last request folder OOI named."""
     observe_concurrency: int = 4
 
     s3_key: SecretStr | None = Field(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from data_vent.ooi.client import OOIClient
-from data_vent.ooi.simulator import SimStream, Simulator
 from data_vent.settings import Settings
+from data_vent.simulator import SimStream, Simulator
 
 M2M_DATA = Path(__file__).parent / "data" / "m2m"
 CTD = "CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample"

@@ -1,10 +1,13 @@
 """End to end: the daily flow on a real Prefect server against the OOI simulator on loopback.
 
-* two simulated days over the 24 bundled RCA streams: full harvest, then only the new day
-  is requested and appended, derived assets follow in the same run; a third run with the
-  clock not advanced asks OOI for no data at all;
+* two simulated days over the 31 demo streams: full harvest, then only the new day is
+  requested and appended, derived assets follow in the same run; the 7 streams that replay
+  real Stream Engine files then hold exactly the real files' rows for the harvested range,
+  variable by variable; a third run with the clock not advanced asks OOI for no data at all;
 * an OOI request that is not ready leaves its stream ``waiting`` while the run moves on; the
-  next run resumes the same request; a stream whose source is behind is not retried.
+  next run resumes the same request; a stream whose source is behind is not retried;
+* a stream OOI's table of contents drops is ``discontinued``: reported, never requested nor
+  failed, the harvest exits 0; when OOI lists it again it is harvested again.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from sqlmodel import Session, select
 from data_vent.core.timeutil import to_ntp_seconds, utcnow
 from data_vent.demo import DEMO_CONFIGS
 from data_vent.ooi.names import parse_table
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
+from tests.real_rows import chunks_in_range, compare, open_sources, store_drops
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 NTP_UNITS = "seconds since 1900-01-01"
+REAL_DATA = Path(__file__).parent / "data" / "netcdf"
 TOL = 1e-3  # seconds; stores and requests carry OOI's millisecond precision
 
 
@@ -152,7 +157,8 @@ def check_catalog(root: str, rows_by_table: dict[str, int]) -> None:
     for key, src in cat["sources"].items():
         assert src["driver"] == "zarr"
         assert src["args"]["consolidated"] is True
-        assert src["args"]["urlpath"] == f"{root}/{key}"
+        # local stores: paths relative to the catalog (intake's CATALOG_DIR)
+        assert src["args"]["urlpath"] == "{{ CATALOG_DIR }}/" + key
         assert src["metadata"]["rows"] == rows_by_table[key]
     index = json.loads((Path(root) / "index.json").read_text())
     assert {e["key"]: e["rows"] for e in index} == rows_by_table
@@ -172,7 +178,24 @@ def requests_since(sim: Simulator, before: set[str]) -> dict[str, list]:
     return out
 
 
-def test_two_days_of_24_streams_then_a_day_with_no_news(demo_sim: Simulator):
+def check_real_rows(url: str, stream) -> int:
+    """The store holds the real files' rows (read from ``tests/data``) over its range, each
+    variable equal, its ``seconds since`` variables moved by the stream's whole seconds."""
+    paths = [
+        next(REAL_DATA.rglob(src.path.name), None)
+        or pytest.fail(f"{src.path.name} not copied")
+        for src in stream.sources
+    ]
+    sources = open_sources(paths)
+    with xr.open_zarr(url, consolidated=True, decode_times=False) as ds:
+        end = float(ds["time"].values[-1])
+        chunks = chunks_in_range(sources, list(stream.shifts), stream.period, stream.t0, end)
+        problems = compare(ds, sources, chunks, store_drops(paths))
+    assert problems == [], f"{url}: {problems}"
+    return len({v for src in sources for v in src.variables})
+
+
+def test_two_days_of_demo_streams_real_files_kept_then_a_day_with_no_news(demo_sim: Simulator):
     from data_vent.flows import daily_harvest, run_flow
 
     sim = demo_sim
@@ -257,6 +280,10 @@ def test_two_days_of_24_streams_then_a_day_with_no_news(demo_sim: Simulator):
         assert av_rec.started_at >= store_done.finished_at
         assert av_rec.input_versions[t]["data_version"] == store_done.data_version
         check_availability(root, t, len(times))
+    real = [t for t in tables if sim.streams[t].kind == "real"]
+    assert len(real) >= 5
+    for t in real:
+        assert check_real_rows(f"{root}/{t}", sim.streams[t]) > 10
     cat = plan["catalog"]
     assert cat["generation"] > max(plan[t]["generation"] for t in tables)
     assert {r["code"] for r in cat["reasons"]} <= {"upstream_planned", "upstream_changed"}
@@ -274,7 +301,8 @@ def test_two_days_of_24_streams_then_a_day_with_no_news(demo_sim: Simulator):
     assert day3["observed"]["changed"] == []
     assert sim.data_requests() == 0
     assert sim.counter_snapshot() == {
-        "metadata_times": dict.fromkeys({refdes(t) for t in tables}, 1)
+        "toc": {"all": 1},
+        "metadata_times": dict.fromkeys({refdes(t) for t in tables}, 1),
     }
     for t in tables:
         assert len(store_times(f"{root}/{t}")) == rows_now[t]
@@ -367,5 +395,84 @@ def test_unready_request_is_resumed_and_a_behind_source_is_not_retried(
             assert t not in out
             assert sim.data_requests(t) == 1
             assert len(materializations(engine, t)) == 1
+    finally:
+        sim.stop()
+
+
+def test_a_stream_gone_from_the_toc_is_discontinued_then_harvested_again(
+    harvest_env,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    """Issue 11.8, through the CLI: ``data-vent harvest`` against the simulator on HTTP."""
+    from data_vent.cli import app
+
+    def cli(*args: str) -> tuple[int, str]:
+        """The CLI in this process, as ``main`` runs it (CliRunner closes the streams that
+        Prefect's log handler keeps between runs)."""
+        capsys.readouterr()
+        code = app(list(args), standalone_mode=False)
+        return (code if isinstance(code, int) else 0), capsys.readouterr().out
+
+    cfg = tmp_path / "configs"
+    cfg.mkdir()
+    tables = demo_tables()[:3]
+    for path in sorted(DEMO_CONFIGS.glob("*.yaml"))[:3]:
+        shutil.copy(path, cfg / path.name)
+    gone, kept = tables[0], tables[1:]
+    start = (utcnow() - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    sim = start_sim(monkeypatch, cfg, start, tmp_path / "sim")
+
+    def harvest() -> str:
+        code, out = cli("harvest")
+        assert code == 0, out
+        return out
+
+    def status() -> dict[str, dict]:
+        code, out = cli("status", "--json")
+        assert code == 0, out
+        return {r["key"]: r for r in json.loads(out)}
+
+    try:
+        harvest()
+        _, engine = settings_and_engine()
+        before = len(materializations(engine, gone))
+        assert status()[gone]["freshness"] == "PASS"
+
+        # OOI drops the stream from its table of contents; a day passes
+        sim.remove_from_toc(gone)
+        sim.advance(86400)
+        sim.reset_counters()
+        out = harvest()
+        assert "discontinued" in out and gone in out
+        assert sim.data_requests(gone) == 0
+        assert all(sim.data_requests(t) == 1 for t in kept)
+        assert refdes(gone) not in sim.counter_snapshot()["metadata_times"]
+        row = status()[gone]
+        assert row["freshness"] == "DISCONTINUED" and "discontinued" in row["note"]
+        assert len(materializations(engine, gone)) == before  # neither tried nor failed
+        code, out = cli("assets", "status:discontinued", "--json")
+        assert code == 0, out
+        assert [r["key"] for r in json.loads(out)] == [gone]
+
+        # and the day after: still reported, still no request, still exit 0
+        sim.advance(86400)
+        harvest()
+        assert sim.data_requests(gone) == 0
+        assert len(materializations(engine, gone)) == before
+
+        # OOI lists it again: harvested again, up to OOI's end
+        sim.return_to_toc(gone)
+        sim.reset_counters()
+        harvest()
+        assert sim.data_requests(gone) == 1
+        s = sim.streams[gone]
+        check_store(
+            f"{settings_and_engine()[0].resolved_storage()}/{gone}", s.times(s.t0, sim.now_ntp)
+        )
+        last = materializations(engine, gone, "success")[-1]
+        assert last.action == "append"
+        assert status()[gone]["freshness"] == "PASS"
     finally:
         sim.stop()

@@ -17,7 +17,7 @@ import pytest
 from xarray.backends.file_manager import FILE_CACHE
 
 from data_vent import ncio
-from data_vent.ooi.sim_netcdf import FileSpec, write_stream_file
+from data_vent.simulator.synthetic import FileSpec, write_stream_file
 from data_vent.store.normalize import NormalizedFile
 from tests import store_fixtures as F
 

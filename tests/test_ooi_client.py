@@ -21,7 +21,7 @@ from data_vent.core.errors import (
 )
 from data_vent.ncio import load_dataset
 from data_vent.ooi.client import OOIClient, parse_error_body, redact_url
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 from tests.polling import poll_until
 
 pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")
@@ -334,3 +334,90 @@ def test_error_body_shapes() -> None:
         from data_vent.ooi.names import parse_table
 
         parse_table("CE04OSPS-SF01B-streamed")
+
+
+def test_finished_request_found_in_the_account_folder(
+    client: OOIClient, sim: Simulator
+) -> None:
+    """THREDDS lists the account's request folders; only a complete one whose files cover
+    the range is offered for reuse."""
+    from data_vent.ooi.reuse import account_url, find_finished, folder_created
+
+    sim.set_fault(CTD, "never_ready")
+    stuck = client.request_data(CTD, BEGIN, END)
+    account = account_url(stuck.output_url)
+    assert account is not None
+    folders = client.folders(account)
+    assert [f.name for f in folders] == [stuck.output_url.split("/")[-2]]
+    assert folder_created(folders[0].name) is not None
+    assert find_finished(client, account, CTD, BEGIN, datetime(2023, 12, 31)) is None
+
+    sim.clear_fault(CTD, "never_ready")
+    ans, listing = ready_listing(client, CTD)
+    first, last = listing.data[0].start, listing.data[-1].end
+    found = find_finished(client, account, CTD, first, last)
+    assert found is not None and found.catalog_url == ans.catalog_url
+    assert [f.name for f in found.listing.data] == [f.name for f in listing.data]
+    assert found.status_url == ans.status_url
+    # a later end, an earlier begin, or another stream: nothing to reuse
+    assert find_finished(client, account, CTD, first, datetime(2024, 3, 1)) is None
+    assert find_finished(client, account, CTD, datetime(2023, 1, 1), last) is None
+    assert find_finished(client, account, PHSEN, first, last) is None
+
+
+def test_toc_has_the_real_shape_and_leaves_out_discontinued(
+    client: OOIClient, sim: Simulator
+) -> None:
+    """Issue 11.8: ``sensor/inv/toc`` as OOI shapes it; a stream removed from it is gone
+    everywhere (inventory, metadata, requests) until it returns."""
+    import json
+
+    from data_vent.ooi.client import parse_toc
+
+    real = json.loads(
+        (
+            fx.M2M_DATA / "uframe_help_samples_2017" / "12576_sensor_inv_toc__excerpt.json"
+        ).read_text()
+    )
+    body = client.get_json("12576/sensor/inv/toc")
+    assert body.keys() == real.keys()
+    assert body["instruments"][0].keys() == real["instruments"][0].keys()
+    assert (
+        body["instruments"][0]["streams"][0].keys()
+        == real["instruments"][0]["streams"][0].keys()
+    )
+    assert body["parameter_definitions"][0].keys() == real["parameter_definitions"][0].keys()
+    assert set(parse_toc(real)) == {
+        f"CE02SHSM-SBD11-04-VELPTA000-telemetered-{s}"
+        for s in (
+            "velpt_ab_dcl_diagnostics_metadata",
+            "velpt_ab_dcl_diagnostics",
+            "velpt_ab_dcl_instrument",
+        )
+    }
+    toc = client.toc()
+    assert set(toc) == set(sim.streams)
+    assert (
+        toc[CTD].count
+        == next(
+            t for t in client.metadata_times(CTD_REFDES) if t.stream == "ctdpf_sbe43_sample"
+        ).count
+    )
+
+    sim.remove_from_toc(CTD)
+    assert CTD not in client.toc()
+    assert "streamed" not in client.inventory("CE04OSPS", "SF01B", "2A-CTDPFA107")
+    with pytest.raises(OOINotFound, match="discontinued"):
+        client.request_data(CTD, BEGIN, END)
+    sim.return_to_toc(CTD)
+    assert CTD in client.toc()
+
+
+def test_estimate_of_an_empty_range_means_no_data(client: OOIClient, sim: Simulator) -> None:
+    """Like the real API, an estimate of a range without data carries no requestUUID: that
+    is "no data", not a malformed answer."""
+    with pytest.raises(OOINoData, match="no requestUUID"):
+        client.estimate(CTD, datetime(2020, 1, 1), datetime(2020, 1, 2))
+    est = client.estimate(CTD, BEGIN, END)
+    assert est.request_uuid and est.number_of_sub_jobs == 0
+    assert sim.data_requests() == 0

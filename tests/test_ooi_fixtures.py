@@ -25,6 +25,7 @@ from data_vent.ooi.responses import (
     parse_inventory,
     parse_metadata_times,
     parse_stream_byname,
+    parse_toc,
 )
 from data_vent.ooi.thredds import classify, split_listing
 
@@ -94,6 +95,17 @@ METBK = "CP04OSSM-SBD11-06-METBKA000-telemetered-metbk_a_dcl_instrument"
 DOSTA22 = "GP03FLMA-RIS01-03-DOSTAD000-recovered_host-dosta_abcdjm_sio_instrument_recovered"
 DOSTA24 = "CP10CNSM-MFD37-04-DOSTAD000-telemetered-dosta_abcdjm_dcl_instrument"
 
+
+def _toc(body: Any) -> None:
+    toc = parse_toc(body)
+    assert set(toc) == {
+        f"CE02SHSM-SBD11-04-VELPTA000-telemetered-velpt_ab_dcl_{s}"
+        for s in ("diagnostics_metadata", "diagnostics", "instrument")
+    }
+    inst = toc["CE02SHSM-SBD11-04-VELPTA000-telemetered-velpt_ab_dcl_instrument"]
+    assert inst.count == 18825 and inst.end_time == datetime(2017, 4, 10, 23, 45)
+
+
 PARSED: dict[str, Callable[[Any], None]] = {
     U + "12576_metadata_times_CE01ISSM-MFC31-00-CPMENG000.json": _times,
     U + "12576_metadata_times_partition_CE01ISSM-MFC31-00-CPMENG000.json": _times,
@@ -126,6 +138,7 @@ PARSED: dict[str, Callable[[Any], None]] = {
     O22 + "12587_events_deployment_inv_CP10CNSM_MFD37_04-DOSTAD000_1__deployment_record_2024"
     ".json": parse_deployment_records,
     U + "12580_anno_find.json": parse_annotations,
+    U + "12576_sensor_inv_toc__excerpt.json": _toc,
     O18 + "12576_data_request_error_404_no_results_for_primary_stream.json": _error("nodata"),
     H + "HPIESA301_response__2021-12-07T062044Z__cd2c2c6a9a.json": _error("notfound"),
     O18 + f"thredds_dodsC_listing_20180817_{METBK}.json": lambda b: _names(b, METBK, 3, 3),
@@ -159,7 +172,6 @@ NOT_USED = (
     "12586_vocab_inv_",
     "12587_asset_cal_",
     "sync_json",
-    "12576_sensor_inv_toc",
     "_all_samples_by_endpoint",
     "12587_events_deployment_query",
     "12587_events_deployment_inv__sites",
@@ -169,7 +181,7 @@ NOT_USED = (
     "ooi-harvester_tests_data/",
     "harvest_history/",
 )
-"""Endpoints data-vent does not call (parameters, vocab, calibration, sync JSON, toc) and
+"""Endpoints data-vent does not call (parameters, vocab, calibration, sync JSON) and
 harvester bookkeeping; one of each harvest_history response shape is copied above."""
 
 

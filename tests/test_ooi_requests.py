@@ -21,7 +21,7 @@ from data_vent.ooi.requests_state import (
     request_files,
     wait_until_ready,
 )
-from data_vent.ooi.simulator import Simulator
+from data_vent.simulator import Simulator
 from data_vent.state.models import OOIRequest
 
 pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")

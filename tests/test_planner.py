@@ -490,6 +490,30 @@ def test_not_planned_source_behind() -> None:
     assert w.plan(now=now).freshness["X"].state == "PASS"  # our harvest is not behind
 
 
+def test_discontinued_source_is_not_planned_nor_failed() -> None:
+    """Issue 11.8: OOI's table of contents dropped the source. Even a missing store and a
+    source that moved are left alone, with a status of their own; forcing still plans it."""
+    from data_vent.graph.status import asset_status, headline
+
+    w = chain().all_fresh()
+    w.snap.observations["S"] = Observation("S", T0, T1 + timedelta(hours=6), 120, True)
+    w.snap.assets["X"].last_success = None  # and the store was never built
+    p = w.plan()
+    assert p.keys == set()
+    np_ = p.not_planned["X"]
+    assert np_.code == "discontinued" and np_.values["source"] == "S"
+    assert "no longer lists S" in np_.message
+    fr = p.freshness["X"]
+    assert fr.state == "DISCONTINUED" and fr.source_end == T1 + timedelta(hours=6)
+    assert headline(asset_status("X", p, w.snap)) == "discontinued"
+    assert p.not_planned["Y"].code != "discontinued"  # only the assets fed by the source
+    forced = w.plan({"X"}, force=True)
+    assert forced.item("X") is not None
+    # listed again: planned as any stream would be
+    w.observe("S", end=T1 + timedelta(hours=6), count=120)
+    assert "missing" in reasons_of(w.plan(), "X")
+
+
 def test_not_planned_upstream_failed() -> None:
     w = chain().all_fresh()
     w.fail("X")

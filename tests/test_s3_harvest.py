@@ -15,10 +15,10 @@ import s3fs
 import xarray as xr
 import yaml
 
-from data_vent.ooi.simulator import Simulator
 from data_vent.run import runner
 from data_vent.run.workspace import Workspace
 from data_vent.settings import get_settings
+from data_vent.simulator import Simulator
 from tests import store_fixtures as F
 
 pytest_plugins = [F.__name__]

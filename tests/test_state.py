@@ -66,6 +66,25 @@ def _obs_rows(engine) -> list:
         return list(conn.execute(select(O).order_by(O.c.id)))
 
 
+def test_discontinued_observation_keeps_the_last_reported_range(db_url: str) -> None:
+    from data_vent.state.observations import latest_observations
+    from data_vent.state.snapshot import read_snapshot
+
+    engine = get_engine(db_url)
+    sync_specs(engine, {"s1": AssetSpec("s1", "src", observable=True)})
+    listed = Observation("s1", T0, T1, 10)
+    record_observations(engine, [listed])
+    gone = Observation("s1", None, None, None, discontinued=True)
+    (stored,) = record_observations(engine, [gone])
+    assert stored == Observation("s1", T0, T1, 10, discontinued=True)
+    assert record_observations(engine, [gone]) == []  # still gone: nothing new
+    assert latest_observations(engine)["s1"] == stored
+    assert read_snapshot(engine).observations["s1"].discontinued
+    assert record_observations(engine, [listed]) == [listed]  # listed again
+    assert not read_snapshot(engine).observations["s1"].discontinued
+    assert [r.discontinued for r in _obs_rows(engine)] == [False, True, False]
+
+
 def test_record_observations_writes_only_changes(db_url: str) -> None:
     engine = get_engine(db_url)
     sync_specs(engine, {k: AssetSpec(k, "src", observable=True) for k in ("s1", "s2")})

@@ -23,10 +23,10 @@ from sqlmodel import Session, col, select
 
 from data_vent.core.timeutil import from_ntp_seconds, to_naive_utc
 from data_vent.graph.planner import Plan
-from data_vent.ooi.simulator import SimRequest, SimStream, Simulator
 from data_vent.run import runner
 from data_vent.run.workspace import Workspace
 from data_vent.settings import get_settings
+from data_vent.simulator import SimRequest, SimStream, Simulator
 from data_vent.state.models import Materialization, OOIRequest
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
@@ -273,6 +273,74 @@ def test_refresh_rebuilds_the_whole_stream_beside_the_live_store(harvest: Harves
     assert not (h.store_path / ".data-vent-journal.json").exists()
 
 
+# ==================================================================== reuse (issue 11.9)
+def test_refresh_reuses_the_finished_request_in_the_account_folder(harvest: Harvest) -> None:
+    """A full-history rebuild takes its files from the account's THREDDS folder when a
+    finished request of the stream there covers the range: OOI is not asked again."""
+    h = harvest
+    assert h.harvest().status == "success"
+    (first,) = h.sim_requests()
+    h.sim.reset_counters()
+
+    out = h.harvest(refresh=True)
+    assert out.status == "success", out.error
+    assert out.action == "rebuild" and out.details["mode"] == "rebuild"
+    assert h.sim.data_requests(CTD) == 0  # zero new data requests
+    reused = out.details["reused_request"]
+    assert reused["folder"] == first.folder
+    assert reused["catalog"].endswith(f"/{first.user}/{first.folder}/catalog.xml")
+    assert out.details["request"] is None
+    counters = h.sim.counter_snapshot()
+    assert counters["account_catalogs"] == {first.user: 1}
+    assert counters["downloads"][CTD] >= 1
+    old, new = h.requests()
+    assert old.request_uuid == first.uuid and new.request_uuid is None
+    assert (new.status, new.range_begin, new.range_end) == (
+        "done",
+        old.range_begin,
+        old.range_end,
+    )
+    _assert_store_matches_source(h)
+    assert h.materializations()[-1].details["reused_request"] == reused
+
+
+def test_full_build_with_a_lost_state_db_reuses_the_request(
+    harvest: Harvest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new worker (empty DB, no store) told where the account's folder is builds from
+    the finished request there."""
+    from data_vent.ooi.reuse import account_url
+
+    h = harvest
+    assert h.harvest().status == "success"
+    account = account_url(h.requests()[0].output_url)
+    assert account is not None and account.endswith("/catalog.xml")
+    home = tmp_path / "home2"
+    home.mkdir()
+    monkeypatch.setenv("DATA_VENT_HOME", str(home))
+    monkeypatch.setenv("DATA_VENT_OOI_RESULTS_URL", account)
+    h.home = home
+    h.load()
+    h.sim.reset_counters()
+
+    out = h.harvest()
+    assert out.status == "success", out.error
+    assert out.action == "full"
+    assert h.sim.data_requests(CTD) == 0
+    assert out.details["reused_request"]["folder"] == h.sim_requests()[0].folder
+    _assert_store_matches_source(h)
+
+
+def test_a_request_that_no_longer_covers_the_range_is_not_reused(harvest: Harvest) -> None:
+    h = harvest
+    assert h.harvest().status == "success"
+    h.sim.advance(DAY / 4)  # the old request ends before the source's new end
+    out = h.harvest(refresh=True)
+    assert out.status == "success", out.error
+    assert "reused_request" not in out.details
+    assert h.sim.data_requests(CTD) == 2
+
+
 # ==================================================================== waiting
 def test_waiting_request_is_resumed_not_asked_again(
     harvest: Harvest, monkeypatch: pytest.MonkeyPatch
@@ -467,6 +535,9 @@ def test_reprocessed_source_is_rebuilt(harvest: Harvest) -> None:
     assert req.range_begin == _dt(times[0])
     _assert_store_matches_source(h)
     assert CTD not in h.plan().keys
+    # the first request covers the range, but its rows are what OOI reprocessed: asked again
+    assert "reused_request" not in out.details
+    assert h.sim.data_requests(CTD) == 2
 
 
 # ==================================================================== secrets
@@ -494,8 +565,9 @@ def test_secrets_never_reach_db_logs_or_errors(
         sim.set_fault(PHSEN, "discontinued")
         outcomes = h.run(h.plan(f"{CTD} or {PHSEN}"))
         assert {outcomes[CTD].status, outcomes[PHSEN].status} == {"failed"}
-        # the credentials were used: the simulator requires them
-        assert sim.data_requests(CTD) >= 1
+        # the credentials were used (the estimate that precedes a request got the 500):
+        # the simulator requires them
+        assert sim.counter_snapshot()["estimates"][CTD] >= 1
         errors = [o.error or "" for o in outcomes.values()]
         errors += [m.error or "" for k in (CTD, PHSEN) for m in h.materializations(k)]
         h.ws.engine.dispose()

@@ -155,7 +155,8 @@ class StreamConfig(_Strict):
     tags: Tags = {}
     freshness: FreshnessConfig | None = None
     simulator: dict[str, Any] | None = None
-    """Read by the OOI simulator only (a stream's synthetic history and faults)."""
+    """Read by the OOI simulator only: a stream's synthetic history and faults, or the real
+    Stream Engine files it replays (``files``)."""
 
 
 class AssetEntry(_Strict):

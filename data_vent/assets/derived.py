@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import uuid
+from datetime import datetime
 from typing import Any
 
 import fsspec
@@ -208,8 +209,8 @@ class AvailabilityKind(AssetKind):
         )
         return MaterializeResult(
             data_version=_version(payload),
-            time_min=pd.Timestamp(times.min()).to_pydatetime() if times.size else None,
-            time_max=pd.Timestamp(times.max()).to_pydatetime() if times.size else None,
+            time_min=_pydatetime(times.min()) if times.size else None,
+            time_max=_pydatetime(times.max()) if times.size else None,
             rows=int(times.size),
             metadata={
                 "hours": len(counts["hourly"]),
@@ -348,3 +349,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+def _pydatetime(value) -> datetime:
+    """To the microsecond, quietly: real OOI times carry sub-microsecond digits."""
+    return pd.Timestamp(value).to_pydatetime(warn=False)

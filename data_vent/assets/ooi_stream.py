@@ -4,7 +4,9 @@ A stream store's materialization is a pipeline of named stages:
 
 1. ``choose_range``: from the store's end to the source's end (the whole stream on a full
    build or rebuild);
-2. ``request_or_resume``: resume the outstanding OOI request, or ask OOI once;
+2. ``request_or_resume``: resume the outstanding OOI request; for a full build or rebuild
+   take a finished request in the account's THREDDS folder that covers the range
+   (``ooi/reuse.py``); else ask OOI once;
 3. ``wait_for``: a bounded wait, else the request stays in the DB and the asset is
    ``waiting``;
 4. ``download``: the request's files, into a scratch folder;
@@ -39,7 +41,7 @@ from data_vent.core.errors import (
 from data_vent.core.records import Observation, input_version_record
 from data_vent.core.snapshot import RequestRecord
 from data_vent.core.timeutil import to_naive_utc
-from data_vent.core.vocab import Action, Outcome, RequestStatus
+from data_vent.core.vocab import Action, Outcome, ReasonCode, RequestStatus
 from data_vent.ooi import requests_state as rq
 from data_vent.ooi.client import OOIClient
 from data_vent.settings import Settings
@@ -70,7 +72,7 @@ class OOISourceKind(AssetKind):
         tables = [s.key.removeprefix("ooi/") for s in specs]
         with OOIClient(settings) as client:
             result = observe_instruments(client, tables, settings.observe_concurrency)
-        if result.errors and not list(result):
+        if result.errors and all(o.discontinued for o in result):
             # nothing answered: say so once, rather than one line per instrument
             first = result.errors[0]
             if first.error_type == "OOIUnavailable":
@@ -146,6 +148,8 @@ class StreamJob:
     source: str
     obs: Observation
     rebuild: bool
+    reused: Any = None
+    """The finished request of the account's folder the harvest took (``ooi.reuse``)."""
 
     @property
     def key(self) -> str:
@@ -184,12 +188,27 @@ def request_or_resume(job: StreamJob, client: OOIClient) -> RequestRecord:
         )
         return req
     begin = obs.begin_time if job.rebuild or info.time_max is None else info.time_max
+    if job.rebuild:
+        job.reused = _finished_request(job, client, begin, obs.end_time)
+    if job.reused is not None:
+        found = job.reused
+        return rq.adopt_finished(
+            engine,
+            job.key,
+            begin,
+            obs.end_time,
+            job.ctx.run_id,
+            output_url=found.catalog_url,
+            status_url=found.status_url,
+            files=found.listing.data + found.listing.provenance,
+        )
     try:
         return rq.ensure_request(engine, client, job.key, begin, obs.end_time, job.ctx.run_id)
-    except OOINoData:
+    except OOINoData as exc:
         if not store.exists():
             raise
-        raise Finished(_result(store, {"mode": "none", "note": "OOI: no new data"})) from None
+        note = {"mode": "none", "note": "OOI: no new data", "ooi": _ooi_text(exc)}
+        raise Finished(_result(store, note)) from None
     except OOINotFound as exc:
         raise OOINotFound(
             f"{job.key}: OOI no longer knows this stream (discontinued?); check it "
@@ -262,6 +281,8 @@ def write(job: StreamJob, req: RequestRecord, paths: list[Path]) -> MaterializeR
         "rows_added": outcome.rows_added,
         "rules_applied": outcome.rules_applied,
     }
+    if job.reused is not None:
+        meta["reused_request"] = job.reused.details()
     return _result(store, meta, _harvested_input(job.source, job.obs, req))
 
 
@@ -277,6 +298,21 @@ def _result(store: Any, meta: dict, input_versions: dict | None = None) -> Mater
         metadata=meta,
         input_versions=input_versions,
     )
+
+
+def _finished_request(job: StreamJob, client: OOIClient, begin, end):
+    """A finished request of this stream in the account's THREDDS folder covering the
+    range, unless OOI reprocessed the stream (its old results are what changed)."""
+    from data_vent.ooi import reuse
+
+    ctx = job.ctx
+    reprocessed = any(r.code == ReasonCode.SOURCE_REPROCESSED for r in ctx.reasons)
+    if begin is None or end is None or reprocessed:
+        return None
+    account = ctx.settings.ooi_results_url or reuse.account_url(rq.last_output_url(ctx.engine))
+    if account is None:
+        return None
+    return reuse.find_finished(client, account, job.key, begin, end)
 
 
 def _drop_superseded(
@@ -305,7 +341,7 @@ def _harvested_input(src: str, obs: Observation, req: RequestRecord) -> dict | N
     return {src: input_version_record(src, harvested.data_version, harvested)}
 
 
-def _ooi_text(exc: OOINotFound) -> str:
+def _ooi_text(exc: OOINotFound | OOINoData) -> str:
     """OOI's own words from a typed error, kept short."""
     return " ".join((exc.ooi_message or str(exc)).split())[:200]
 

@@ -70,7 +70,7 @@ class StreamEntry:
 
 
 def _utc(value: Any) -> datetime:
-    return pd.Timestamp(value).to_pydatetime().replace(tzinfo=UTC)
+    return pd.Timestamp(value).to_pydatetime(warn=False).replace(tzinfo=UTC)
 
 
 def _position(ds) -> tuple[float, float] | None:

@@ -262,7 +262,7 @@ def demo(
     ),
     days: Annotated[int, typer.Option(help="Simulated days to harvest.")] = 2,
 ):
-    """Harvest 25 real RCA streams from the bundled OOI simulator for two simulated days."""
+    """Harvest the 31 demo streams (7 replay real OOI files) for two simulated days."""
     from data_vent.demo import run_demo
     from data_vent.run.workspace import Workspace
     from data_vent.views.status import status_rows
@@ -284,7 +284,7 @@ def simulator(
         typer.Option(
             "--streams",
             help="Folder of harvest config YAMLs whose streams it serves "
-            "(default: the 25 demo streams).",
+            "(default: the 31 demo streams).",
         ),
     ] = None,
     host: Annotated[
@@ -294,18 +294,32 @@ def simulator(
     ready_delay: Annotated[
         float, typer.Option(help="Seconds until requests are ready.")
     ] = 3.0,
+    clock: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated UTC time to start at, e.g. 2024-01-01T00:00 (default: now)."
+        ),
+    ] = None,
 ):
     """Serve the bundled OOI M2M simulator (same paths as OOINet) until interrupted."""
+    from data_vent.core.timeutil import parse_ooi_time
     from data_vent.demo import DEMO_CONFIGS
-    from data_vent.ooi.simulator import serve_forever
+    from data_vent.simulator import serve_forever
 
     if streams is not None and not streams.is_dir():
         raise BadInput(f"--streams {streams}: not a folder of harvest config YAMLs")
+    try:
+        start = parse_ooi_time(clock) if clock else None
+    except ValueError:
+        raise BadInput(
+            f"--clock {clock!r} is not an ISO time (e.g. 2024-01-01T00:00Z)"
+        ) from None
     try:
         serve_forever(
             port,
             streams or DEMO_CONFIGS,
             host,
+            start=start,
             ready_delay=ready_delay,
             allow_remote=allow_remote,
         )

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from data_vent.cli.app import console
 from data_vent.core.records import Observation
-from data_vent.core.vocab import FreshnessState, Outcome
+from data_vent.core.vocab import FreshnessState, NotPlannedCode, Outcome
 from data_vent.graph.planner import Plan
 from data_vent.views.report import fmt_coverage, fmt_reasons
 
@@ -30,6 +30,7 @@ FRESHNESS_COLORS = {
     FreshnessState.WARN: "yellow",
     FreshnessState.FAIL: "red",
     FreshnessState.UNKNOWN: "dim",
+    FreshnessState.DISCONTINUED: "magenta",
 }
 NOTHING_TO_DO = "[green]Nothing to do:[/green] every selected asset is fresh."
 
@@ -148,6 +149,17 @@ def repair_table(rows: Mapping[str, Mapping[str, Any]]) -> None:
 def run_summary(result: Mapping[str, Any]) -> None:
     repaired_lines(result.get("repaired") or {})
     outcomes = result["outcomes"]
+    gone = sorted(
+        k
+        for k, n in (result.get("not_planned") or {}).items()
+        if n["code"] == NotPlannedCode.DISCONTINUED
+    )
+    if gone:
+        console.print(
+            f"[magenta]{len(gone)} discontinued[/magenta] (OOI's table of contents no longer "
+            f"lists them; not harvested, not failed): {', '.join(gone)}",
+            soft_wrap=True,
+        )
     if not outcomes:
         console.print(NOTHING_TO_DO)
         return

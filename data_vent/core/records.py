@@ -13,25 +13,33 @@ from data_vent.core.vocab import Action, Outcome, ReasonCode
 
 @dataclass(frozen=True)
 class Observation:
-    """What a source reports about itself (OOI ``metadata/times``: begin, end, count)."""
+    """What a source reports about itself (OOI ``metadata/times``: begin, end, count).
+
+    ``discontinued``: OOI's table of contents no longer lists it; begin, end and count are
+    then the last ones it reported (``None`` until recorded beside the previous ones).
+    """
 
     source_key: str
     begin_time: datetime | None
     end_time: datetime | None
     count: int | None
+    discontinued: bool = False
 
     @property
     def data_version(self) -> str:
         b = self.begin_time.isoformat() if self.begin_time else "-"
         e = self.end_time.isoformat() if self.end_time else "-"
-        return f"{b}/{e}/{self.count}"
+        return f"{b}/{e}/{self.count}" + ("/discontinued" if self.discontinued else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "begin_time": self.begin_time.isoformat() if self.begin_time else None,
             "end_time": self.end_time.isoformat() if self.end_time else None,
             "count": self.count,
         }
+        if self.discontinued:
+            out["discontinued"] = True
+        return out
 
 
 @dataclass

@@ -71,6 +71,8 @@ class FreshnessState(StrEnum):
     WARN = "WARN"
     FAIL = "FAIL"
     UNKNOWN = "UNKNOWN"
+    DISCONTINUED = "DISCONTINUED"
+    """OOI's table of contents no longer lists the source: nothing more will come."""
 
 
 class AssetStatus(StrEnum):
@@ -81,6 +83,8 @@ class AssetStatus(StrEnum):
     WAITING = "waiting"
     STALE = "stale"
     FRESH = "fresh"
+    DISCONTINUED = "discontinued"
+    """Its source is gone from OOI's table of contents: kept, not harvested, not failed."""
     SOURCE = "source"
     """An observable source: observed, never materialized."""
 
@@ -92,6 +96,7 @@ class NotPlannedCode(StrEnum):
     SOURCE_BEHIND = "source_behind"
     WAITING = "waiting"
     UPSTREAM_FAILED = "upstream_failed"
+    DISCONTINUED = "discontinued"
 
 
 class RequestStatus(StrEnum):

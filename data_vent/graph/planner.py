@@ -18,6 +18,10 @@ last_failed            the last attempt failed                            retry
 forced                 ``force``/``refresh`` asked for it                 rematerialize/rebuild
 =====================  =================================================  =============
 
+An asset whose source OOI's table of contents no longer lists is *discontinued*: not planned
+(unless forced), its freshness ``DISCONTINUED``, never a failure; a later observation that
+lists the source again plans it as usual.
+
 When several reasons hold, the strongest action wins (the table's order). Freshness is
 measured on the data's own time: *harvest lag* = source endTime - store's last time (ours);
 *source lag* = now - source endTime (OOI's, reported, not retried).
@@ -222,12 +226,23 @@ def own_reasons(
 def freshness_of(
     spec: AssetSpec, specs: Mapping[str, AssetSpec], snapshot: StateSnapshot, now: datetime
 ) -> Freshness | None:
-    """PASS/WARN/FAIL/UNKNOWN on harvest lag, for assets fed by a source; else None."""
+    """PASS/WARN/FAIL/UNKNOWN on harvest lag, for assets fed by a source; else None.
+    DISCONTINUED when OOI no longer lists the source (lags from what it last reported)."""
     sources = [d for d in spec.deps if (s := specs.get(d)) is not None and s.observable]
     if not sources:
         return None
     obs = snapshot.observations.get(sources[0])
     last = snapshot.state(spec.key).last_success
+    if obs is not None and obs.discontinued:
+        end = obs.end_time
+        store_end = last.time_max if last else None
+        return Freshness(
+            FreshnessState.DISCONTINUED,
+            max(end - store_end, timedelta(0)) if end and store_end else None,
+            max(now - end, timedelta(0)) if end else None,
+            end,
+            store_end,
+        )
     if obs is None or obs.end_time is None:
         return Freshness(FreshnessState.UNKNOWN, store_end=last.time_max if last else None)
     source_lag = max(now - obs.end_time, timedelta(0))
@@ -342,6 +357,16 @@ def plan(
                     dict(waiting.values),
                 )
                 continue
+        gone = _discontinued(specs[key], specs, snapshot)
+        if gone is not None and not (force and key in selected):
+            result.not_planned[key] = NotPlanned(
+                key,
+                NotPlannedCode.DISCONTINUED,
+                f"discontinued: OOI's table of contents no longer lists {gone.source_key}; "
+                "kept as harvested, taken up again when OOI lists it again",
+                {"source": gone.source_key, "source_end": gone.end_time},
+            )
+            continue
         up = [d for d in graph.predecessors(key) if d in planned]
         if up:
             reasons.append(Reason(ReasonCode.UPSTREAM_PLANNED, {"inputs": sorted(up)}))
@@ -359,6 +384,20 @@ def plan(
         [planned[k] for k in sorted(gen)] for gen in nx.topological_generations(sub)
     ]
     return result
+
+
+def _discontinued(
+    spec: AssetSpec, specs: Mapping[str, AssetSpec], snapshot: StateSnapshot
+) -> Observation | None:
+    """The observation of a source of ``spec`` that OOI no longer lists, if any."""
+    for dep in spec.deps:
+        dspec = specs.get(dep)
+        if dspec is None or not dspec.observable:
+            continue
+        obs = snapshot.observations.get(dep)
+        if obs is not None and obs.discontinued:
+            return obs
+    return None
 
 
 def ancestors_of(graph: nx.DiGraph, keys: set[str]) -> set[str]:

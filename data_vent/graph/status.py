@@ -6,11 +6,12 @@ Pure: from the full plan (every asset's own reasons, and what is planned) and th
 from __future__ import annotations
 
 from data_vent.core.snapshot import StateSnapshot
-from data_vent.core.vocab import AssetStatus, Outcome, ReasonCode
+from data_vent.core.vocab import AssetStatus, FreshnessState, Outcome, ReasonCode
 from data_vent.graph.planner import Plan
 
 HEADLINE_ORDER = (
     AssetStatus.SOURCE,
+    AssetStatus.DISCONTINUED,
     AssetStatus.FAILED,
     AssetStatus.MISSING,
     AssetStatus.WAITING,
@@ -22,7 +23,8 @@ HEADLINE_ORDER = (
 
 def asset_status(key: str, plan: Plan, snapshot: StateSnapshot) -> frozenset[AssetStatus]:
     """Every status that holds for ``key``: ``stale`` or ``fresh``, plus ``failed`` (its last
-    attempt failed), ``missing`` and ``waiting``; an observable source is just ``source``."""
+    attempt failed), ``missing``, ``waiting`` and ``discontinued`` (OOI no longer lists its
+    source); an observable source is just ``source``."""
     own = plan.stale.get(key)
     if own is None:  # observable sources have no status of their own
         return frozenset({AssetStatus.SOURCE})
@@ -35,6 +37,9 @@ def asset_status(key: str, plan: Plan, snapshot: StateSnapshot) -> frozenset[Ass
         out.add(AssetStatus.MISSING)
     if ReasonCode.WAITING in codes:
         out.add(AssetStatus.WAITING)
+    fr = plan.freshness.get(key)
+    if fr is not None and fr.state == FreshnessState.DISCONTINUED:
+        out.add(AssetStatus.DISCONTINUED)
     return frozenset(out)
 
 

@@ -41,12 +41,15 @@ from data_vent.ooi.responses import (
     parse_inventory,
     parse_metadata_times,
     parse_stream_byname,
+    parse_toc,
 )
 from data_vent.ooi.thredds import (
     Listing,
     ThreddsFile,
+    ThreddsFolder,
     catalog_xml_url,
     parse_catalog,
+    parse_catalog_refs,
     split_listing,
 )
 from data_vent.settings import Settings
@@ -262,6 +265,11 @@ class OOIClient:
         body = self.get_json("/".join([SENSOR_PORT, "sensor", "inv", *parts]))
         return parse_inventory(body)
 
+    def toc(self) -> dict[str, StreamTimes]:
+        """OOI's table of contents (``12576/sensor/inv/toc``): every stream it still lists,
+        by table name; a stream absent from it is discontinued."""
+        return parse_toc(self.get_json(f"{SENSOR_PORT}/sensor/inv/toc"))
+
     def metadata_times(self, refdes: str, partition: bool = False) -> list[StreamTimes]:
         """Begin, end and count of every stream of an instrument: one call per instrument."""
         site, node, sensor = parse_refdes(refdes)
@@ -340,9 +348,19 @@ class OOIClient:
         )
         path = f"{SENSOR_PORT}/sensor/inv/{t.site}/{t.node}/{t.sensor}/{t.method}/{t.stream}"
         body = self.get_json(path, params, once=not estimate_only)
+        if estimate_only and isinstance(body, dict) and not body.get("requestUUID"):
+            # OOI sizes an empty range without a requestUUID: nothing to request
+            raise OOINoData(
+                f"OOI estimates no data for {table} from {params['beginDT']} to "
+                f"{params['endDT']} (no requestUUID)",
+                url=redact_url(self.url(path, params)),
+                ooi_message="estimate without requestUUID",
+            )
         return AsyncResponse.from_json(body)
 
     def estimate(self, table: str, begin: datetime, end: datetime) -> AsyncResponse:
+        """What a request would cost, queueing nothing; ``OOINoData`` when the range holds
+        no data (OOI answers an estimate without a requestUUID)."""
         return self.request_data(table, begin, end, estimate_only=True)
 
     def request_status(self, status_url: str) -> StatusProbe:
@@ -365,6 +383,15 @@ class OOIClient:
             raise OOINotFound(f"THREDDS catalog {redact_url(url)} does not exist (yet)")
         self._check(resp, url)
         return parse_catalog(resp.content, url)
+
+    def folders(self, catalog_url: str) -> list[ThreddsFolder]:
+        """The sub-folders of a THREDDS catalog: an account's request folders."""
+        url = catalog_xml_url(catalog_url)
+        resp = self._get(url)
+        if resp.status_code == 404:
+            raise OOINotFound(f"THREDDS catalog {redact_url(url)} does not exist")
+        self._check(resp, url)
+        return parse_catalog_refs(resp.content, url)
 
     def listing(self, catalog_or_output_url: str, table: str) -> Listing:
         """``table``'s data and provenance files; dependency streams' files set aside."""

@@ -1,7 +1,12 @@
-"""Observe OOI sources: one ``metadata/times`` call per instrument, bounded concurrency.
+"""Observe OOI sources: OOI's table of contents once, then one ``metadata/times`` call per
+instrument, bounded concurrency.
 
-An instrument that fails (discontinued, OOI down) is reported in ``errors``; the others are
-still observed. A stream absent from its instrument's answer yields no observation.
+A stream OOI's table of contents (``sensor/inv/toc``) no longer lists is *discontinued*: it
+gets a discontinued observation and its instrument is not asked (unless another of its
+streams is listed); when the contents cannot be read, nothing is marked discontinued, and
+when OOI cannot be reached at all every instrument is reported in ``errors`` at once. An
+instrument that fails is reported in ``errors``; the others are still observed. A stream
+absent from its instrument's answer yields no observation.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from data_vent.core.errors import OOIError
+from data_vent.core.errors import OOIAuthError, OOIError, OOIUnavailable
 from data_vent.core.keys import source_key
 from data_vent.core.records import Observation
 from data_vent.ooi.names import parse_table
@@ -50,6 +55,9 @@ class ObserveResult(list[Observation]):
         self.errors: list[ObserveError] = errors or []
         self.missing: list[str] = missing or []
         """Tables whose instrument answered without them."""
+        self.discontinued: list[str] = []
+        """Tables OOI's table of contents no longer lists."""
+        self.toc_error: str | None = None
 
 
 def group_by_instrument(tables: Iterable[str]) -> dict[str, list[str]]:
@@ -63,7 +71,24 @@ def observe_instruments(
     client: OOIClient, tables: list[str], concurrency: int = 4
 ) -> ObserveResult:
     """Observe ``tables``; returns a list of observations carrying ``.errors``."""
-    groups = group_by_instrument(tables)
+    result = ObserveResult()
+    try:
+        listed = set(client.toc())
+    except (OOIUnavailable, OOIAuthError) as exc:  # OOI unreachable: no instrument will do
+        for refdes, group in group_by_instrument(tables).items():
+            err = ObserveError(refdes, tuple(group), str(exc), type(exc).__name__)
+            result.errors.append(err)
+        return result
+    except OOIError as exc:
+        log.warning("OOI's table of contents unreadable, none marked discontinued: %s", exc)
+        listed, result.toc_error = None, str(exc)
+    if listed is not None:
+        for table in dict.fromkeys(tables):
+            if table not in listed:
+                result.discontinued.append(table)
+                result.append(Observation(source_key(table), None, None, None, True))
+    gone = set(result.discontinued)
+    groups = group_by_instrument(t for t in tables if t not in gone)
 
     def one(refdes: str) -> list[StreamTimes] | OOIError:
         try:
@@ -71,7 +96,6 @@ def observe_instruments(
         except OOIError as exc:
             return exc
 
-    result = ObserveResult()
     with ThreadPoolExecutor(
         max_workers=max(1, concurrency), thread_name_prefix="ooi-observe"
     ) as pool:

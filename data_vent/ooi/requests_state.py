@@ -54,8 +54,10 @@ def ensure_request(
 ) -> RequestRecord:
     """Reuse the outstanding request for (asset, begin, end) or ask OOI for a new one.
 
-    ``table`` defaults to ``asset_key`` (a stream store's key is its table name). Raises
-    ``OOINoData`` when OOI has nothing in the range, ``OOINotFound`` when discontinued.
+    ``table`` defaults to ``asset_key`` (a stream store's key is its table name). A new
+    request is estimated first. Raises ``OOINoData`` when OOI has nothing in the range (the
+    estimate has no requestUUID, or the request finds no results), ``OOINotFound`` when
+    discontinued.
     """
     now = utcnow()
     existing = find_outstanding(engine, asset_key, begin, end)
@@ -63,6 +65,9 @@ def ensure_request(
         if existing.expires_at is None or existing.expires_at > now:
             return existing
         _update(engine, existing, status=RequestStatus.EXPIRED)
+    # Ask for an estimate first, as the real API intends: an empty range is answered
+    # without a requestUUID (OOINoData), and no job is queued for it.
+    client.estimate(table or asset_key, begin, end)
     answer = client.request_data(
         table or asset_key, begin, end, include_annotations=include_annotations
     )
@@ -81,6 +86,40 @@ def ensure_request(
         expires_at=now + expiry,
         run_id=run_id,
     )
+
+
+def adopt_finished(
+    engine: Engine,
+    asset_key: str,
+    begin: datetime,
+    end: datetime,
+    run_id: str,
+    *,
+    output_url: str,
+    status_url: str,
+    files: list[ThreddsFile],
+) -> RequestRecord:
+    """Record a finished request found in the account's folder as ``ready`` (no OOI call):
+    the harvest then downloads its files as it would a request of its own."""
+    now = utcnow()
+    return rows.insert_request(
+        engine,
+        asset_key=asset_key,
+        range_begin=_naive(begin),
+        range_end=_naive(end),
+        status=RequestStatus.READY,
+        output_url=output_url,
+        status_url=status_url,
+        files=[f.to_dict() for f in files],
+        created_at=now,
+        updated_at=now,
+        run_id=run_id,
+    )
+
+
+def last_output_url(engine: Engine) -> str | None:
+    """The results folder of the newest request OOI answered (any asset)."""
+    return rows.last_output_url(engine)
 
 
 def check_request(

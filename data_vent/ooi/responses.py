@@ -92,6 +92,15 @@ class AsyncResponse(_Answer):
             ) from None
 
 
+class _TocInstrument(_Answer):
+    reference_designator: str
+    streams: list[dict[str, Any]]
+
+
+class _Toc(_Answer):
+    instruments: list[_TocInstrument]
+
+
 class _StreamDefinition(_Answer):
     model_config = ConfigDict(extra="allow")
     name: str
@@ -133,6 +142,24 @@ def parse_metadata_times(body: Any) -> list[StreamTimes]:
     if not isinstance(body, list):
         raise OOIParseError(f"metadata/times: expected a list, got {str(body)[:120]}")
     return [StreamTimes.from_json(d) for d in body]
+
+
+def parse_toc(body: Any) -> dict[str, StreamTimes]:
+    """``sensor/inv/toc``: every stream OOI lists, by table name (``{instruments:
+    [{reference_designator, streams: [{stream, method, count, beginTime, endTime}]}]}``)."""
+    try:
+        toc = _Toc.model_validate(body)
+    except ValidationError:
+        raise OOIParseError(
+            "sensor/inv/toc: expected instruments with a reference_designator and streams, "
+            f"got {str(body)[:120]}"
+        ) from None
+    out: dict[str, StreamTimes] = {}
+    for inst in toc.instruments:
+        for entry in inst.streams:
+            st = StreamTimes.from_json(entry)
+            out[f"{inst.reference_designator}-{st.method}-{st.stream}"] = st
+    return out
 
 
 def parse_stream_byname(body: Any) -> dict[str, Any]:

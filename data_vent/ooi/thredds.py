@@ -17,6 +17,7 @@ from data_vent.core.errors import OOIParseError
 from data_vent.ooi.names import DATA_FILE_RE, PROVENANCE_RE, parse_file_time
 
 NS = "{http://www.unidata.ucar.edu/namespaces/thredds/InvCatalog/v1.0}"
+XLINK = "{http://www.w3.org/1999/xlink}"
 _UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024**2, "gbytes": 1024**3, "tbytes": 1024**4}
 
 
@@ -140,8 +141,15 @@ def _size(elem: ET.Element | None) -> tuple[int | None, int]:
     return int(value * unit), tolerance
 
 
-def parse_catalog(xml_text: str | bytes, catalog_url: str) -> list[ThreddsFile]:
-    """Files of a THREDDS ``catalog.xml``; download URLs use its HTTPServer service."""
+@dataclass(frozen=True)
+class ThreddsFolder:
+    """A sub-catalog (``catalogRef``): in an account's folder, one request's results."""
+
+    name: str
+    catalog_url: str
+
+
+def _root(xml_text: str | bytes, catalog_url: str) -> ET.Element:
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError as exc:
@@ -150,6 +158,25 @@ def parse_catalog(xml_text: str | bytes, catalog_url: str) -> list[ThreddsFile]:
         raise OOIParseError(
             f"THREDDS catalog {catalog_url}: root is {root.tag!r}, not catalog"
         )
+    return root
+
+
+def parse_catalog_refs(xml_text: str | bytes, catalog_url: str) -> list[ThreddsFolder]:
+    """The sub-catalogs a THREDDS ``catalog.xml`` links to, with absolute URLs."""
+    folders = []
+    for ref in _root(xml_text, catalog_url).iter(f"{NS}catalogRef"):
+        href = ref.get(f"{XLINK}href")
+        if not href:
+            continue
+        url = urljoin(catalog_url, href)
+        name = ref.get(f"{XLINK}title") or href.rstrip("/").rsplit("/", 2)[-2]
+        folders.append(ThreddsFolder(name, url))
+    return folders
+
+
+def parse_catalog(xml_text: str | bytes, catalog_url: str) -> list[ThreddsFile]:
+    """Files of a THREDDS ``catalog.xml``; download URLs use its HTTPServer service."""
+    root = _root(xml_text, catalog_url)
     base = "/thredds/fileServer/"
     for svc in root.iter(f"{NS}service"):
         if (svc.get("serviceType") or "").lower() == "httpserver":

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from data_vent.core.timeutil import utcnow
@@ -64,6 +64,8 @@ class SourceObservation(SQLModel, table=True):
     count: int | None = None
     data_version: str = Field(max_length=200)
     observed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    discontinued: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    """OOI's table of contents no longer lists the source (begin/end/count: its last)."""
 
 
 class Materialization(SQLModel, table=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -31,14 +32,17 @@ def latest_observations(
     out: dict[str, Observation] = {}
     with engine.connect() as conn:
         for r in conn.execute(stmt):
-            out[r.source_key] = Observation(r.source_key, r.begin_time, r.end_time, r.count)
+            out[r.source_key] = Observation(
+                r.source_key, r.begin_time, r.end_time, r.count, bool(r.discontinued)
+            )
     return out
 
 
 def record_observations(
     engine: Engine, observations: Sequence[Observation], now: datetime | None = None
 ) -> list[Observation]:
-    """Store observations whose (begin, end, count) changed; return those that changed."""
+    """Store observations whose (begin, end, count, discontinued) changed; return those
+    that changed. A discontinued source keeps the begin, end and count it last reported."""
     if not observations:
         return []
     now = now or utcnow()
@@ -49,15 +53,22 @@ def record_observations(
         latest = (
             select(func.max(O.c.id)).where(O.c.source_key.in_(keys)).group_by(O.c.source_key)
         )
-        prev = {
-            r.source_key: r.data_version
-            for r in conn.execute(
-                select(O.c.source_key, O.c.data_version).where(
-                    O.c.id.in_(latest.scalar_subquery())
-                )
-            )
-        }
+        rows = conn.execute(
+            select(
+                O.c.source_key, O.c.data_version, O.c.begin_time, O.c.end_time, O.c.count
+            ).where(O.c.id.in_(latest.scalar_subquery()))
+        ).all()
+        prev = {r.source_key: r.data_version for r in rows}
+        last = {r.source_key: r for r in rows}
         for obs in observations:
+            before = last.get(obs.source_key)
+            if obs.discontinued and obs.end_time is None and before is not None:
+                obs = replace(
+                    obs,
+                    begin_time=before.begin_time,
+                    end_time=before.end_time,
+                    count=before.count,
+                )
             if prev.get(obs.source_key) == obs.data_version:
                 continue
             new_id = conn.execute(
@@ -68,6 +79,7 @@ def record_observations(
                     count=obs.count,
                     data_version=obs.data_version,
                     observed_at=now,
+                    discontinued=obs.discontinued,
                 )
             ).inserted_primary_key[0]
             conn.execute(

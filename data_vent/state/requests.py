@@ -51,6 +51,19 @@ def open_requests(engine: Engine, asset_key: str | None = None) -> list[RequestR
         return [request_record(r) for r in conn.execute(stmt.order_by(R.c.id)).mappings()]
 
 
+def last_output_url(engine: Engine) -> str | None:
+    """The results folder URL of the newest request OOI answered (any asset)."""
+    stmt = (
+        select(R.c.output_url)
+        .where(R.c.output_url.is_not(None))
+        .where(R.c.request_uuid.is_not(None))
+        .order_by(R.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        return conn.execute(stmt).scalar()
+
+
 def insert_request(engine: Engine, **values: Any) -> RequestRecord:
     """Store a new request; returns it as stored (with its id)."""
     now = utcnow()

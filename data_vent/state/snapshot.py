@@ -76,15 +76,15 @@ def read_snapshot(engine: Engine, keys: Iterable[str] | None = None) -> StateSna
         for r in att:
             st = snap.assets.setdefault(r.key, AssetState(r.key))
             st.last_attempt = AttemptRecord(r.id, r.status, r.error, r.finished_at, r.run_id)
-        obs_stmt = select(O.c.source_key, O.c.begin_time, O.c.end_time, O.c.count).join(
-            A, A.c.latest_observation_id == O.c.id
-        )
+        obs_stmt = select(
+            O.c.source_key, O.c.begin_time, O.c.end_time, O.c.count, O.c.discontinued
+        ).join(A, A.c.latest_observation_id == O.c.id)
         if keys is not None:
             obs_stmt = obs_stmt.where(A.c.key.in_(keys))
         obs = conn.execute(obs_stmt)
         for r in obs:
             snap.observations[r.source_key] = Observation(
-                r.source_key, r.begin_time, r.end_time, r.count
+                r.source_key, r.begin_time, r.end_time, r.count, bool(r.discontinued)
             )
         req_stmt = select(R).where(R.c.status.in_([str(s) for s in OPEN_REQUEST_STATES]))
         if keys is not None:

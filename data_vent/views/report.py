@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from data_vent.core.vocab import AssetStatus
+from data_vent.core.vocab import AssetStatus, NotPlannedCode
 from data_vent.graph.planner import Plan
 
 
@@ -74,4 +74,16 @@ def run_markdown(title: str, plan: Plan, outcomes: Mapping[str, Any], run_id: st
             )
     else:
         lines.append("No asset was materialized.")
+    gone = discontinued(plan)
+    if gone:
+        head = "## Discontinued (OOI no longer lists them; not harvested, not failed)"
+        lines += ["", head, ""]
+        lines += [f"- `{k}`" for k in gone]
     return "\n".join(lines) + "\n"
+
+
+def discontinued(plan: Plan) -> list[str]:
+    """Assets left out because OOI's table of contents no longer lists their source."""
+    return sorted(
+        k for k, n in plan.not_planned.items() if n.code == NotPlannedCode.DISCONTINUED
+    )

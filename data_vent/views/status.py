@@ -7,7 +7,7 @@ from typing import Any
 
 from data_vent.core.snapshot import StateSnapshot
 from data_vent.core.timeutil import fmt_lag
-from data_vent.core.vocab import ReasonCode
+from data_vent.core.vocab import NotPlannedCode, ReasonCode
 from data_vent.graph.planner import Plan
 from data_vent.graph.status import asset_status, headline
 from data_vent.run.workspace import Workspace
@@ -49,7 +49,9 @@ def status_rows(
                 "last_attempt": st.last_attempt.status if st.last_attempt else None,
                 "stale": bool(reasons),
                 "reasons": [r.to_json() for r in reasons],
-                "note": np_.message if np_ and not reasons else None,
+                "note": np_.message
+                if np_ and (not reasons or np_.code == NotPlannedCode.DISCONTINUED)
+                else None,
                 "needs_repair": repairs.get(key),
             }
         )

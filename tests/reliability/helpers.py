@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from data_vent.core.timeutil import to_ntp_seconds
 from data_vent.ooi.names import parse_table
-from data_vent.ooi.sim_netcdf import FileSpec, write_stream_file
+from data_vent.simulator.synthetic import FileSpec, write_stream_file
 from data_vent.state.models import Materialization
 
 ROOT = Path(__file__).parents[2]

@@ -21,11 +21,18 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from data_vent.core.timeutil import utcnow
-from data_vent.ooi.sim_netcdf import FileSpec, write_stream_file
+from data_vent.simulator.synthetic import FileSpec, write_stream_file
 from data_vent.store.commit import JOURNAL, ZMETA, read_journal
 from data_vent.store.location import Location
 from tests.polling import poll_until
-from tests.reliability.helpers import CTD, ROOT, file_times, make_parts, store_times, write_config
+from tests.reliability.helpers import (
+    CTD,
+    ROOT,
+    file_times,
+    make_parts,
+    store_times,
+    write_config,
+)
 
 pytest_plugins = ["tests.conftest_ooi"]
 pytestmark = pytest.mark.slow  # a writer subprocess killed mid-publish
