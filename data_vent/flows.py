@@ -21,7 +21,7 @@ from prefect.tasks import MaterializingTask
 from data_vent.assets.kinds import as_url, get_kind
 from data_vent.core.plan import PlanItem
 from data_vent.core.vocab import Outcome
-from data_vent.graph.planner import Plan
+from data_vent.graph.planner import Plan, ancestors_of
 from data_vent.run import runner
 from data_vent.run.workspace import Workspace
 from data_vent.settings import Settings, get_settings
@@ -54,12 +54,13 @@ def _materialize(
     reasons: list[dict[str, Any]],
     run_id: str,
     flow_run_id: str | None = None,
+    basis: int | None = None,
 ) -> dict[str, Any] | State:
     """One asset under its lease. Prefect emits its asset event from the task's end state:
     succeeded with the rows and coverage, failed with the error, and none at all when
     nothing was materialized (waiting on OOI, held by another run)."""
     ws = _workspace(run_id)
-    item = PlanItem(key, action, runner.reason_objects(reasons))
+    item = PlanItem(key, action, runner.reason_objects(reasons), basis)
     out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id, flow_run_id)
     ctx = AssetContext.get()
     if (
@@ -130,6 +131,13 @@ def _task_for(ws: Workspace, key: str) -> MaterializingTask:
     return materialize_asset_task.with_options(assets=[here], asset_deps=deps)
 
 
+@task(name="repair-stores", cache_policy=NO_CACHE)
+def repair_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
+    """Before planning: finish or undo what killed writers left (each under its lease)."""
+    ws = _workspace(run_id)
+    return {k: o.to_json() for k, o in ws.repair(run_id, keys).items()}
+
+
 @task(name="observe-sources", cache_policy=NO_CACHE)
 def observe_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
     ws = _workspace(run_id)
@@ -149,7 +157,12 @@ def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOu
     def run_batch(items: list[PlanItem]) -> list[runner.AssetOutcome]:
         futures = [
             _task_for(ws, it.key).submit(
-                it.key, it.action, [r.to_json() for r in it.reasons], run_id, flow_run_id
+                it.key,
+                it.action,
+                [r.to_json() for r in it.reasons],
+                run_id,
+                flow_run_id,
+                it.basis,
             )
             for it in items
         ]
@@ -219,6 +232,7 @@ def daily_harvest() -> dict[str, Any]:
     try:
         sync = ws.sync()
         logger.info("specs: %s", sync.summary())
+        repaired = repair_task(run_id)
         observed = observe_task(run_id)
         logger.info(
             "observed %s sources, %s changed", observed["observed"], len(observed["changed"])
@@ -229,6 +243,7 @@ def daily_harvest() -> dict[str, Any]:
         outcomes = _execute(ws, plan, run_id)
         result = _finish(ws, plan, outcomes, run_id, "daily harvest")
         result["observed"] = observed
+        result["repaired"] = repaired
         return _final(result)
     finally:
         _WORKSPACES.pop(run_id, None)
@@ -249,6 +264,10 @@ def materialize(
         ws.sync()
         named = ws.select_anchored(selection).anchors  # what the run may take inputs of
         sources = sorted(ws.sources_of(named))
+        repaired: dict[str, Any] = {}
+        if not dry_run:  # repaired before planning: a half-published store is not `missing`
+            scope = ws.select(selection) | set(named) | ancestors_of(ws.graph, set(named))
+            repaired = repair_task(run_id, sorted(scope))
         if sources and not dry_run:
             observe_task(run_id, sources)
         plan = ws.plan(
@@ -267,7 +286,9 @@ def materialize(
                 "dry_run": True,
             }
         outcomes = _execute(ws, plan, run_id)
-        return _final(_finish(ws, plan, outcomes, run_id, f"materialize {selection}"))
+        result = _finish(ws, plan, outcomes, run_id, f"materialize {selection}")
+        result["repaired"] = repaired
+        return _final(result)
     finally:
         _WORKSPACES.pop(run_id, None)
 

@@ -57,7 +57,14 @@ class Settings(BaseSettings):
 
     concurrency: int = 4
     """Assets materialized at once inside one generation."""
-    lease_seconds: float = 600.0
+    lease_seconds: float = 60.0
+    """A writer's lease expires this long after its last renewal: a dead writer's asset is
+    free again (and its store repaired by the next run) within about this long."""
+    lease_renew_seconds: float = 10.0
+    """How often a live writer renews (heartbeats) its lease; well inside the expiry."""
+    lease_wait: float = 120.0
+    """Seconds a writer waits for another live writer's lease on the same asset; past that,
+    a run reports the asset ``locked`` (that run's work) and ``ingest`` exits 1."""
     chunk_target_bytes: int = 100 * 1024 * 1024
 
     def resolved_db_url(self) -> str:

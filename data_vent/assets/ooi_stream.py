@@ -98,6 +98,20 @@ class OOIStreamKind(AssetKind):
     def exists(self, spec, settings) -> bool:
         return self.store(spec.key, settings).exists()
 
+    def needs_repair(self, spec, settings) -> bool:
+        from data_vent.store.commit import read_journal
+
+        return read_journal(self.store(spec.key, settings).loc) is not None
+
+    def repair(self, spec, settings) -> str | None:
+        from data_vent.store.commit import repair_pending
+
+        return repair_pending(self.store(spec.key, settings).loc)
+
+    def output_state(self, spec, settings) -> MaterializeResult | None:
+        store = self.store(spec.key, settings)
+        return _result(store, {}) if store.exists() else None
+
     def location(self, spec, settings) -> str:
         return as_url(f"{settings.resolved_storage()}/{spec.key}")
 

@@ -22,6 +22,7 @@ from data_vent.graph.build import build_graph
 from data_vent.graph.planner import Plan, ancestors_of, plan
 from data_vent.graph.selection import Selected, parse, select_anchored, uses_state
 from data_vent.graph.status import PlanStateView
+from data_vent.run.repair import pending_repairs, repair_assets
 from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
 from data_vent.settings import Settings, get_settings
 from data_vent.state.db import get_engine
@@ -140,6 +141,18 @@ class Workspace:
             tolerant,
             flow_run_id=flow_run_id,
         )
+
+    def repair(
+        self, run_id: str, keys: Iterable[str] | None = None, wait: float = 0.0
+    ) -> dict[str, AssetOutcome]:
+        """Repair what killed writers left among ``keys`` (all assets by default), each
+        under its lease; a run does this before it plans (see ``run.repair``)."""
+        return repair_assets(self.specs, self.settings, self.engine, run_id, keys, wait)
+
+    def pending_repairs(
+        self, keys: Iterable[str] | None = None, check_storage: bool = True
+    ) -> dict[str, str]:
+        return pending_repairs(self.specs, self.settings, self.engine, keys, check_storage)
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
         """The assets ``text`` selects; one that matches nothing is bad input."""
