@@ -141,8 +141,13 @@ def repair_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
 @task(name="observe-sources", cache_policy=NO_CACHE)
 def observe_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
     ws = _workspace(run_id)
-    changed, total = ws.observe(keys)
-    return {"observed": total, "changed": [o.source_key for o in changed]}
+    seen = ws.observe(keys)
+    return {
+        "observed": seen.total,
+        "changed": [o.source_key for o in seen.changed],
+        "failed": sorted(f.source_key for f in seen.failures),
+        "errors": seen.messages(),
+    }
 
 
 def _flow_run_id() -> str | None:
@@ -171,7 +176,16 @@ def _execute(ws: Workspace, plan: Plan, run_id: str) -> dict[str, runner.AssetOu
     return ws.execute(plan, run_id, run_batch, flow_run_id=flow_run_id)
 
 
-def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) -> dict:
+def _finish(
+    ws: Workspace,
+    plan: Plan,
+    outcomes: dict,
+    run_id: str,
+    title: str,
+    observed: dict[str, Any] | None = None,
+) -> dict:
+    """The run's result; sources that could not be observed make it not ok (their assets'
+    freshness is unknown: a run never reports green for what it could not see)."""
     md = run_markdown(title, plan, outcomes, run_id)
     try:
         create_markdown_artifact(md, key="data-vent-run-report", description=title)
@@ -184,8 +198,9 @@ def _finish(ws: Workspace, plan: Plan, outcomes: dict, run_id: str, title: str) 
         "plan": plan_rows(plan),
         "not_planned": not_planned_rows(plan),
         "outcomes": {k: o.to_json() for k, o in outcomes.items()},
-        "ok": not failed,
+        "ok": not failed and not (observed or {}).get("failed"),
         "failed": failed,
+        "observed": observed,
     }
 
 
@@ -220,7 +235,11 @@ def _final(result: dict[str, Any]) -> dict[str, Any] | State:
     if result["ok"]:
         return result
     shown = ", ".join(result["failed"][:5]) + (" …" if len(result["failed"]) > 5 else "")
-    return Failed(message=f"{len(result['failed'])} assets failed: {shown}", data=result)
+    unseen = len((result.get("observed") or {}).get("failed", []))
+    message = f"{len(result['failed'])} assets failed: {shown}" if result["failed"] else ""
+    if unseen:
+        message = "; ".join(filter(None, [message, f"{unseen} sources not observed"]))
+    return Failed(message=message, data=result)
 
 
 @flow(name="daily-harvest", log_prints=True)
@@ -241,8 +260,7 @@ def daily_harvest() -> dict[str, Any]:
         runner.notify("plan", plan)
         logger.info("plan: %s assets in %s generations", len(plan), len(plan.generations))
         outcomes = _execute(ws, plan, run_id)
-        result = _finish(ws, plan, outcomes, run_id, "daily harvest")
-        result["observed"] = observed
+        result = _finish(ws, plan, outcomes, run_id, "daily harvest", observed)
         result["repaired"] = repaired
         return _final(result)
     finally:
@@ -268,8 +286,7 @@ def materialize(
         if not dry_run:  # repaired before planning: a half-published store is not `missing`
             scope = ws.select(selection) | set(named) | ancestors_of(ws.graph, set(named))
             repaired = repair_task(run_id, sorted(scope))
-        if sources and not dry_run:
-            observe_task(run_id, sources)
+        observed = observe_task(run_id, sources) if sources and not dry_run else None
         plan = ws.plan(
             selection, force=force, refresh=refresh, include_upstream=include_upstream
         )
@@ -286,7 +303,7 @@ def materialize(
                 "dry_run": True,
             }
         outcomes = _execute(ws, plan, run_id)
-        result = _finish(ws, plan, outcomes, run_id, f"materialize {selection}")
+        result = _finish(ws, plan, outcomes, run_id, f"materialize {selection}", observed)
         result["repaired"] = repaired
         return _final(result)
     finally:

@@ -36,9 +36,8 @@ from data_vent.core.errors import (
     OOINoData,
     OOINotFound,
     OOIRequestFailed,
-    OOIUnavailable,
 )
-from data_vent.core.records import Observation, input_version_record
+from data_vent.core.records import Observation, ObserveFailure, input_version_record
 from data_vent.core.snapshot import RequestRecord
 from data_vent.core.timeutil import to_naive_utc
 from data_vent.core.vocab import Action, Outcome, ReasonCode, RequestStatus
@@ -67,17 +66,19 @@ class OOISourceKind(AssetKind):
         return f"{settings.ooi_url.rstrip('/')}/{path}"
 
     def observe(self, specs, settings, engine):
+        """One entry per source: its observation, or why it could not be observed."""
+        from data_vent.core.keys import source_key
         from data_vent.ooi.observe import observe_instruments
 
         tables = [s.key.removeprefix("ooi/") for s in specs]
         with OOIClient(settings) as client:
             result = observe_instruments(client, tables, settings.observe_concurrency)
-        if result.errors and all(o.discontinued for o in result):
-            # nothing answered: say so once, rather than one line per instrument
-            first = result.errors[0]
-            if first.error_type == "OOIUnavailable":
-                raise OOIUnavailable(first.error)
-        return list(result)
+        failures = [
+            ObserveFailure(source_key(table), e.error, e.error_type)
+            for e in result.errors
+            for table in e.tables
+        ]
+        return [*result, *failures]
 
 
 class OOIStreamKind(AssetKind):

@@ -79,6 +79,8 @@ class Freshness:
     source_lag: timedelta | None = None
     source_end: datetime | None = None
     store_end: datetime | None = None
+    error: str | None = None
+    """Why the state is UNKNOWN when the source's latest observation failed."""
 
 
 @dataclass
@@ -242,6 +244,14 @@ def freshness_of(
             max(now - end, timedelta(0)) if end else None,
             end,
             store_end,
+        )
+    failed = snapshot.observe_errors.get(sources[0])
+    if failed is not None:  # what OOI holds now is unknown: never PASS by accident
+        return Freshness(
+            FreshnessState.UNKNOWN,
+            source_end=obs.end_time if obs else None,
+            store_end=last.time_max if last else None,
+            error=failed.error,
         )
     if obs is None or obs.end_time is None:
         return Freshness(FreshnessState.UNKNOWN, store_end=last.time_max if last else None)
@@ -432,6 +442,13 @@ def _why_not(
             {"inputs": failed},
         )
     fr = result.freshness.get(key)
+    if fr is not None and fr.error is not None:
+        return NotPlanned(
+            key,
+            NotPlannedCode.UNOBSERVED,
+            f"freshness unknown: its source could not be observed ({fr.error})",
+            {"error": fr.error},
+        )
     spec = specs[key]
     policy = spec.freshness or DEFAULT_FRESHNESS
     if (

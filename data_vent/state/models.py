@@ -137,3 +137,15 @@ class Lease(SQLModel, table=True):
     run_id: str | None = Field(default=None, max_length=64)
     acquired_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     expires_at: datetime = Field(sa_type=DateTime)
+
+
+class ObserveError(SQLModel, table=True):
+    """A source whose latest observation failed (one row per source, deleted when an
+    observation succeeds): its assets' freshness is UNKNOWN, with this error."""
+
+    __tablename__ = "observe_error"
+
+    source_key: str = Field(primary_key=True, max_length=300)
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    error_type: str = Field(max_length=64)
+    failed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)

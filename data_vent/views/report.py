@@ -21,6 +21,9 @@ def fmt_reasons(row: Mapping[str, Any]) -> str:
     it mid-write, that it needs repair."""
     codes = "; ".join(x["code"] for x in row["reasons"])
     text = codes or row.get("note") or str(AssetStatus.FRESH)
+    err = row.get("observe_error")
+    if err and err not in text:
+        text += f"; its source could not be observed ({err})"
     if row.get("needs_repair"):
         text = f"NEEDS REPAIR ({row['needs_repair']}: `data-vent repair {row['key']}`); {text}"
     return text
