@@ -26,7 +26,7 @@ from data_vent.assets.kinds import as_url, get_kind
 from data_vent.core.errors import ConfigError
 from data_vent.core.plan import PlanItem
 from data_vent.core.vocab import Outcome
-from data_vent.graph.planner import Plan
+from data_vent.graph.planner import Plan, ancestors_of
 from data_vent.run import runner
 from data_vent.run.fanout import parse_fan_out, selection_of, split_plan
 from data_vent.run.workspace import Workspace
@@ -120,12 +120,13 @@ def _materialize(
     reasons: list[dict[str, Any]],
     run_id: str,
     flow_run_id: str | None = None,
+    basis: int | None = None,
 ) -> dict[str, Any] | State:
     """One asset under its lease. Prefect emits its asset event from the task's end state:
     succeeded with the rows and coverage, failed with the error, and none at all when
     nothing was materialized (waiting on OOI, held by another run)."""
     ws = _workspace(run_id)
-    item = PlanItem(key, action, runner.reason_objects(reasons))
+    item = PlanItem(key, action, runner.reason_objects(reasons), basis)
     out = runner.materialize_asset(item, ws.specs, ws.settings, ws.engine, run_id, flow_run_id)
     ctx = AssetContext.get()
     if (
@@ -196,11 +197,23 @@ def _task_for(ws: Workspace, key: str) -> MaterializingTask:
     return materialize_asset_task.with_options(assets=[here], asset_deps=deps)
 
 
+@task(name="repair-stores", cache_policy=NO_CACHE)
+def repair_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
+    """Before planning: finish or undo what killed writers left (each under its lease)."""
+    ws = _workspace(run_id)
+    return {k: o.to_json() for k, o in ws.repair(run_id, keys).items()}
+
+
 @task(name="observe-sources", cache_policy=NO_CACHE)
 def observe_task(run_id: str, keys: list[str] | None = None) -> dict[str, Any]:
     ws = _workspace(run_id)
-    changed, total = ws.observe(keys)
-    return {"observed": total, "changed": [o.source_key for o in changed]}
+    seen = ws.observe(keys)
+    return {
+        "observed": seen.total,
+        "changed": [o.source_key for o in seen.changed],
+        "failed": sorted(f.source_key for f in seen.failures),
+        "errors": seen.messages(),
+    }
 
 
 def _flow_run_id() -> str | None:
@@ -221,7 +234,12 @@ def _execute(
 
     def start(item: PlanItem, done) -> None:
         future = _task_for(ws, item.key).submit(
-            item.key, item.action, [r.to_json() for r in item.reasons], run_id, flow_run_id
+            item.key,
+            item.action,
+            [r.to_json() for r in item.reasons],
+            run_id,
+            flow_run_id,
+            item.basis,
         )
         future.add_done_callback(lambda f: done(lambda: _outcome_of(item, f)))
 
@@ -346,110 +364,6 @@ def _wait_for_children(flow_runs: dict[str, Any], timeout: float) -> dict[str, t
     return states
 
 
-def _fan_out(
-    ws: Workspace, plan: Plan, run_id: str, mode: str | int
-) -> tuple[dict[str, runner.AssetOutcome], list[dict[str, Any]]]:
-    """Launch the plan's batches as child runs of the ``materialize`` deployment, wait for
-    them, take their outcomes from their run reports, then run the fan-in rest here.
-
-    Each child re-plans its batch and re-checks every asset under its lease, so a retried
-    or duplicated child does no work twice. A child that ended without a report (crashed,
-    cancelled, timed out) fails its assets."""
-    from prefect.deployments import run_deployment
-
-    logger = get_run_logger()
-    keys = [it.key for gen in plan.generations for it in gen]
-    groups = {k: ws.specs[k].group for k in keys}
-    split = split_plan(keys, ws.graph, groups, mode)
-    settings = ws.settings
-    launched = []
-    for i, batch in enumerate(split.batches, 1):
-        child_id = f"{run_id}-{i}"
-        flow_run = run_deployment(
-            name=settings.fan_out_deployment,
-            parameters={
-                "selection": selection_of(batch),
-                "include_upstream": False,
-                "observe": False,
-                "run_id": child_id,
-                "parent_run_id": run_id,
-            },
-            flow_run_name=f"{run_id} batch {i}/{len(split.batches)}",
-            timeout=0,  # launch all, then wait
-            tags=["data-vent", "fan-out"],
-        )
-        launched.append((child_id, batch, flow_run))
-    logger.info("fanned out %s assets over %s child runs", len(keys), len(launched))
-    states = _wait_for_children(
-        {child_id: flow_run for child_id, _, flow_run in launched}, settings.fan_out_timeout
-    )
-    reports = run_reports(ws.engine, [c for c, _, _ in launched])
-    outcomes: dict[str, runner.AssetOutcome] = {}
-    children = []
-    for child_id, batch, flow_run in launched:
-        state, name = states[child_id]
-        report = reports.get(child_id)
-        got = (report or {}).get("outcomes") or {}
-        for key in batch:
-            if key in got:
-                outcomes[key] = runner.AssetOutcome(**got[key])
-            elif report is None:  # the child never finished: its work is not done
-                it = plan.item(key)
-                outcomes[key] = runner.AssetOutcome(
-                    key,
-                    Outcome.FAILED,
-                    it.action if it else "",
-                    error=f"child run {child_id} ended {state} without a report",
-                )
-        counts = Counter(str(outcomes[k].status) for k in batch if k in outcomes)
-        children.append(
-            {
-                "run_id": child_id,
-                "flow_run_id": str(flow_run.id),
-                "flow_run_name": name,
-                "state": state,
-                "keys": batch,
-                "counts": dict(counts),
-                "ok": bool(report and report["ok"]),
-                "lost": report is None,
-            }
-        )
-    rest = [plan.item(k) for k in split.rest]
-    if rest:
-        outcomes.update(_execute(ws, plan, run_id, items=rest, prior=outcomes))
-    return {k: outcomes[k] for k in keys if k in outcomes}, children
-
-
-def _wait_for_children(flow_runs: dict[str, Any], timeout: float) -> dict[str, tuple]:
-    """Poll the child flow runs until each is final or ``timeout`` passes: child run id ->
-    (final state type, or why it is not known; flow run name)."""
-    import time
-
-    from prefect.client.orchestration import get_client
-
-    deadline = time.monotonic() + timeout
-    states: dict[str, tuple] = {}
-    with get_client(sync_client=True) as client:
-        while len(states) < len(flow_runs):
-            for child_id, flow_run in flow_runs.items():
-                if child_id in states:
-                    continue
-                try:
-                    fr = client.read_flow_run(flow_run.id)
-                except Exception as exc:  # the API hiccuped: ask again next round
-                    get_run_logger().warning("child %s: %s", child_id, runner.one_line(exc))
-                    continue
-                if fr.state is not None and fr.state.is_final():
-                    states[child_id] = (fr.state.type.value, fr.name)
-            if len(states) < len(flow_runs):
-                if time.monotonic() > deadline:
-                    for child_id, flow_run in flow_runs.items():
-                        states.setdefault(child_id, ("not finished in time", flow_run.name))
-                    break
-                time.sleep(2)  # the children take minutes; the API need not be hammered
-    return states
-
-
 def _finish(
     ws: Workspace,
     plan: Plan,
@@ -458,7 +372,11 @@ def _finish(
     title: str,
     children: list[dict[str, Any]] | None = None,
     parent_run_id: str | None = None,
+    observed: dict[str, Any] | None = None,
 ) -> dict:
+    """The run's result; sources that could not be observed make it not ok (their assets'
+    freshness is unknown: a run never reports green for what it could not see). A fan-out's
+    parent lists its ``children``; every run leaves its report in the state DB."""
     md = run_markdown(title, plan, outcomes, run_id)
     if children is not None:
         md += children_markdown(children)
@@ -474,8 +392,9 @@ def _finish(
         "plan": plan_rows(plan),
         "not_planned": not_planned_rows(plan),
         "outcomes": {k: o.to_json() for k, o in outcomes.items()},
-        "ok": not failed,
+        "ok": not failed and not (observed or {}).get("failed"),
         "failed": failed,
+        "observed": observed,
     }
     if children is not None:
         result["children"] = children
@@ -522,7 +441,11 @@ def _final(result: dict[str, Any]) -> dict[str, Any] | State:
     if result["ok"]:
         return result
     shown = ", ".join(result["failed"][:5]) + (" …" if len(result["failed"]) > 5 else "")
-    return Failed(message=f"{len(result['failed'])} assets failed: {shown}", data=result)
+    unseen = len((result.get("observed") or {}).get("failed", []))
+    message = f"{len(result['failed'])} assets failed: {shown}" if result["failed"] else ""
+    if unseen:
+        message = "; ".join(filter(None, [message, f"{unseen} sources not observed"]))
+    return Failed(message=message, data=result)
 
 
 @flow(name="daily-harvest", log_prints=True, task_runner=_default_task_runner())
@@ -534,6 +457,7 @@ def daily_harvest() -> dict[str, Any]:
     try:
         sync = ws.sync()
         logger.info("specs: %s", sync.summary())
+        repaired = repair_task(run_id)
         observed = observe_task(run_id)
         logger.info(
             "observed %s sources, %s changed", observed["observed"], len(observed["changed"])
@@ -547,8 +471,10 @@ def daily_harvest() -> dict[str, Any]:
             outcomes, children = _fan_out(ws, plan, run_id, mode)
         else:
             outcomes = _execute(ws, plan, run_id)
-        result = _finish(ws, plan, outcomes, run_id, "daily harvest", children)
-        result["observed"] = observed
+        result = _finish(
+            ws, plan, outcomes, run_id, "daily harvest", children, observed=observed
+        )
+        result["repaired"] = repaired
         return _final(result)
     finally:
         _close_workspace(run_id)
@@ -575,8 +501,11 @@ def materialize(
         ws.sync()
         named = ws.select_anchored(selection).anchors  # what the run may take inputs of
         sources = sorted(ws.sources_of(named)) if observe else []
-        if sources and not dry_run:
-            observe_task(run_id, sources)
+        repaired: dict[str, Any] = {}
+        if not dry_run:  # repaired before planning: a half-published store is not `missing`
+            scope = ws.select(selection) | set(named) | ancestors_of(ws.graph, set(named))
+            repaired = repair_task(run_id, sorted(scope))
+        observed = observe_task(run_id, sources) if sources and not dry_run else None
         plan = ws.plan(
             selection, force=force, refresh=refresh, include_upstream=include_upstream
         )
@@ -594,7 +523,11 @@ def materialize(
             }
         outcomes = _execute(ws, plan, run_id)
         title = f"materialize {selection}" if len(selection) <= 200 else "materialize (batch)"
-        return _final(_finish(ws, plan, outcomes, run_id, title, parent_run_id=parent_run_id))
+        result = _finish(
+            ws, plan, outcomes, run_id, title, parent_run_id=parent_run_id, observed=observed
+        )
+        result["repaired"] = repaired
+        return _final(result)
     finally:
         _close_workspace(run_id)
 

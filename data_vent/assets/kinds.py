@@ -19,7 +19,13 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from data_vent.core.errors import ConfigError
-from data_vent.core.records import InputVersion, Observation, PreviousState, Reason
+from data_vent.core.records import (
+    InputVersion,
+    Observation,
+    ObserveFailure,
+    PreviousState,
+    Reason,
+)
 from data_vent.core.spec import AssetSpec
 from data_vent.core.vocab import Action, Outcome
 
@@ -71,8 +77,10 @@ class AssetKind:
 
     def observe(
         self, specs: Sequence[AssetSpec], settings: Settings, engine: Engine
-    ) -> list[Observation]:
-        """Sources only: report the current state of each source in ``specs``."""
+    ) -> list[Observation | ObserveFailure]:
+        """Sources only: report the current state of each source in ``specs``, or an
+        ``ObserveFailure`` for a source that could not be seen (its freshness is then
+        UNKNOWN until it is seen again; never silently the last known state)."""
         raise NotImplementedError(f"asset kind {self.name!r} is not observable")
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
@@ -81,6 +89,21 @@ class AssetKind:
     def exists(self, spec: AssetSpec, settings: Settings) -> bool:
         """Whether the asset's output is present (a missing store re-plans a full build)."""
         return True
+
+    def needs_repair(self, spec: AssetSpec, settings: Settings) -> bool:
+        """Whether a killed writer left the output mid-write (e.g. a store's journal)."""
+        return False
+
+    def output_state(self, spec: AssetSpec, settings: Settings) -> MaterializeResult | None:
+        """The output as it is now (data version, coverage, rows), as a repair records it."""
+        return None
+
+    def repair(self, spec: AssetSpec, settings: Settings) -> str | None:
+        """Finish or undo a killed writer's write; what was done, or None if clean.
+
+        Called by the runner under the asset's lease only (never beside a live writer).
+        """
+        return None
 
     def location(self, spec: AssetSpec, settings: Settings) -> str | None:
         """Where the asset really is, as a URL (``file://``, ``s3://``, ``https://``) with

@@ -36,9 +36,8 @@ from data_vent.core.errors import (
     OOINoData,
     OOINotFound,
     OOIRequestFailed,
-    OOIUnavailable,
 )
-from data_vent.core.records import Observation, input_version_record
+from data_vent.core.records import Observation, ObserveFailure, input_version_record
 from data_vent.core.snapshot import RequestRecord
 from data_vent.core.timeutil import to_naive_utc
 from data_vent.core.vocab import Action, Outcome, ReasonCode, RequestStatus
@@ -68,6 +67,8 @@ class OOISourceKind(AssetKind):
         return f"{settings.ooi_url.rstrip('/')}/{path}"
 
     def observe(self, specs, settings, engine):
+        """One entry per source: its observation, or why it could not be observed."""
+        from data_vent.core.keys import source_key
         from data_vent.ooi.observe import observe_instruments
 
         tables = [s.key.removeprefix("ooi/") for s in specs]
@@ -76,12 +77,12 @@ class OOISourceKind(AssetKind):
             width = min(width, settings.ooi_max_calls)
         with OOIClient(settings, limiter=limiter_for(settings, engine)) as client:
             result = observe_instruments(client, tables, width)
-        if result.errors and all(o.discontinued for o in result):
-            # nothing answered: say so once, rather than one line per instrument
-            first = result.errors[0]
-            if first.error_type == "OOIUnavailable":
-                raise OOIUnavailable(first.error)
-        return list(result)
+        failures = [
+            ObserveFailure(source_key(table), e.error, e.error_type)
+            for e in result.errors
+            for table in e.tables
+        ]
+        return [*result, *failures]
 
 
 class OOIStreamKind(AssetKind):
@@ -96,10 +97,25 @@ class OOIStreamKind(AssetKind):
             f"{settings.resolved_storage()}/{key}",
             settings.storage_options(),
             settings.chunk_target_bytes,
+            table=key,
         )
 
     def exists(self, spec, settings) -> bool:
         return self.store(spec.key, settings).exists()
+
+    def needs_repair(self, spec, settings) -> bool:
+        from data_vent.store.commit import read_journal
+
+        return read_journal(self.store(spec.key, settings).loc) is not None
+
+    def repair(self, spec, settings) -> str | None:
+        from data_vent.store.commit import repair_pending
+
+        return repair_pending(self.store(spec.key, settings).loc)
+
+    def output_state(self, spec, settings) -> MaterializeResult | None:
+        store = self.store(spec.key, settings)
+        return _result(store, {}) if store.exists() else None
 
     def location(self, spec, settings) -> str:
         return as_url(f"{settings.resolved_storage()}/{spec.key}")
@@ -279,7 +295,7 @@ def write(job: StreamJob, req: RequestRecord, paths: list[Path]) -> MaterializeR
 
 
 def _result(store: Any, meta: dict, input_versions: dict | None = None) -> MaterializeResult:
-    from data_vent.store.writer import data_version
+    from data_vent.store.outcome import data_version
 
     info = store.info()
     return MaterializeResult(

@@ -23,6 +23,7 @@ OUTCOME_COLORS = {
     Outcome.FAILED: "red",
     Outcome.SKIPPED: "yellow",
     Outcome.WAITING: "cyan",
+    Outcome.LOCKED: "blue",
 }
 FRESHNESS_COLORS = {
     FreshnessState.PASS: "green",
@@ -125,8 +126,30 @@ def plan_table(plan: Plan) -> None:
     show(fitted_table(title, cols, body))
 
 
+def repaired_lines(repaired: Mapping[str, Mapping[str, Any]]) -> None:
+    """What a run (or ``repair``) found killed writers had left, one line per asset."""
+    for key, o in repaired.items():
+        what = o["details"].get("repaired") or o["details"].get("note") or ""
+        if o["status"] == Outcome.LOCKED:
+            what = f"left alone: {o['error']}"
+        elif o["status"] == Outcome.FAILED:
+            what = f"[red]repair failed:[/red] {o['error']}"
+        console.print(
+            f"repair {key}: {what} ({o['details'].get('found', '')})", highlight=False
+        )
+
+
+def repair_table(rows: Mapping[str, Mapping[str, Any]]) -> None:
+    if not rows:
+        console.print("[green]Nothing to repair:[/green] no store was left mid-write.")
+        return
+    repaired_lines(rows)
+
+
 def run_summary(result: Mapping[str, Any]) -> None:
+    repaired_lines(result.get("repaired") or {})
     outcomes = result["outcomes"]
+    unseen = (result.get("observed") or {}).get("failed") or []
     gone = sorted(
         k
         for k, n in (result.get("not_planned") or {}).items()
@@ -139,7 +162,12 @@ def run_summary(result: Mapping[str, Any]) -> None:
             soft_wrap=True,
         )
     if not outcomes:
-        console.print(NOTHING_TO_DO)
+        console.print(
+            NOTHING_TO_DO
+            if not unseen
+            else f"Nothing was materialized; {len(unseen)} sources could not be observed, "
+            "so their assets' freshness is UNKNOWN (`data-vent status`)."
+        )
         return
     cols = [
         Col("asset", key=True),
@@ -171,6 +199,8 @@ def run_summary(result: Mapping[str, Any]) -> None:
     counts: dict[str, int] = {}
     for o in outcomes.values():
         counts[str(o["status"])] = counts.get(str(o["status"]), 0) + 1
+    if unseen:
+        counts["sources not observed"] = len(unseen)
     console.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
 

@@ -42,6 +42,22 @@ class Observation:
         return out
 
 
+@dataclass(frozen=True)
+class ObserveFailure:
+    """A source that could not be observed (auth refused, OOI down): its freshness is
+    UNKNOWN, with this error, until an observation succeeds again."""
+
+    source_key: str
+    error: str
+    error_type: str = "OOIError"
+    failed_at: datetime | None = None
+
+    @property
+    def auth(self) -> bool:
+        """The credentials were refused: the operator must fix settings (exit 2)."""
+        return self.error_type == "OOIAuthError"
+
+
 @dataclass
 class Reason:
     """Why an asset is stale, with the values a person needs to understand it."""
@@ -101,6 +117,12 @@ class PreviousState:
     time_max: datetime | None = None
     rows: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    run_id: str | None = None
+    code_version: str | None = None
+    config_hash: str | None = None
+    input_versions: dict[str, Any] = field(default_factory=dict)
+    """The provenance of that success, which a repair keeps (it changes no input)."""
 
 
 @dataclass(frozen=True)

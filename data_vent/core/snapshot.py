@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from data_vent.core.records import Observation
+from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.vocab import Outcome, RequestStatus
 
 
@@ -54,6 +54,25 @@ class RequestRecord:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who holds an asset's lease (one ``lease`` row): a live holder renews it."""
+
+    asset_key: str
+    holder: str
+    run_id: str | None
+    acquired_at: datetime
+    expires_at: datetime
+
+    def live(self, now: datetime) -> bool:
+        """Renewed recently enough: its holder is (as far as anyone can tell) alive."""
+        return self.expires_at > now
+
+    def describe(self) -> str:
+        run = f"run {self.run_id}" if self.run_id else "another writer"
+        return f"{run} ({self.holder.rsplit(':', 1)[0]})"
+
+
 @dataclass
 class AssetState:
     key: str
@@ -66,6 +85,8 @@ class StateSnapshot:
     assets: dict[str, AssetState] = field(default_factory=dict)
     observations: dict[str, Observation] = field(default_factory=dict)
     requests: dict[str, RequestRecord] = field(default_factory=dict)
+    observe_errors: dict[str, ObserveFailure] = field(default_factory=dict)
+    """Sources whose latest observation failed (freshness UNKNOWN, with the error)."""
     queries: int = 0
 
     def state(self, key: str) -> AssetState:

@@ -38,7 +38,7 @@ from typing import Any
 import networkx as nx
 
 from data_vent.core.gcpause import gc_paused
-from data_vent.core.plan import PlanItem
+from data_vent.core.plan import NO_SUCCESS, PlanItem
 from data_vent.core.records import Observation, Reason, input_version_record
 from data_vent.core.snapshot import AssetState, StateSnapshot, SuccessRecord
 from data_vent.core.spec import AssetSpec, FreshnessPolicy
@@ -80,6 +80,8 @@ class Freshness:
     source_lag: timedelta | None = None
     source_end: datetime | None = None
     store_end: datetime | None = None
+    error: str | None = None
+    """Why the state is UNKNOWN when the source's latest observation failed."""
 
 
 @dataclass
@@ -244,6 +246,14 @@ def freshness_of(
             end,
             store_end,
         )
+    failed = snapshot.observe_errors.get(sources[0])
+    if failed is not None:  # what OOI holds now is unknown: never PASS by accident
+        return Freshness(
+            FreshnessState.UNKNOWN,
+            source_end=obs.end_time if obs else None,
+            store_end=last.time_max if last else None,
+            error=failed.error,
+        )
     if obs is None or obs.end_time is None:
         return Freshness(FreshnessState.UNKNOWN, store_end=last.time_max if last else None)
     source_lag = max(now - obs.end_time, timedelta(0))
@@ -259,6 +269,11 @@ def freshness_of(
     elif policy.warn is not None and lag > policy.warn:
         state = FreshnessState.WARN
     return Freshness(state, lag, source_lag, obs.end_time, last.time_max)
+
+
+def strongest_action(reasons: list[Reason], refresh: bool = False) -> Action:
+    """The action that answers every reason (the strongest of theirs)."""
+    return _strongest(reasons, refresh)
 
 
 def _strongest(reasons: list[Reason], refresh: bool) -> Action:
@@ -397,7 +412,9 @@ def _plan(
         if (force or refresh) and key in selected:
             reasons.append(Reason(ReasonCode.FORCED, {"refresh": refresh}))
         if reasons:
-            planned[key] = PlanItem(key, _strongest(reasons, refresh), reasons)
+            last = snapshot.state(key).last_success
+            basis = last.id if last is not None else NO_SUCCESS
+            planned[key] = PlanItem(key, _strongest(reasons, refresh), reasons, basis)
             continue
         result.not_planned[key] = _why_not(key, graph, specs, snapshot, result)
 
@@ -454,6 +471,13 @@ def _why_not(
             {"inputs": failed},
         )
     fr = result.freshness.get(key)
+    if fr is not None and fr.error is not None:
+        return NotPlanned(
+            key,
+            NotPlannedCode.UNOBSERVED,
+            f"freshness unknown: its source could not be observed ({fr.error})",
+            {"error": fr.error},
+        )
     spec = specs[key]
     policy = spec.freshness or DEFAULT_FRESHNESS
     if (

@@ -2,7 +2,9 @@
 
 Every failure becomes a typed :mod:`data_vent.core.errors` error whose message names the URL
 (credentials stripped) and what to do. Retries (urllib3 ``Retry``, exponential backoff with
-jitter) cover connection errors, read timeouts and 5xx on GET, which is all M2M uses.
+jitter) cover connection errors, read timeouts, 5xx and 429 on GET, which is all M2M uses; a
+``Retry-After`` (429, 503) is honoured up to ``ooi_retry_after_max`` seconds. 401/403 are
+never retried: they are the operator's to fix (``OOIAuthError``, exit 2).
 """
 
 from __future__ import annotations
@@ -63,7 +65,25 @@ SENSOR_PORT = "12576"
 PRELOAD_PORT = "12575"
 ANNO_PORT = "12580"
 EVENTS_PORT = "12587"
-_RETRY_STATUS = (500, 502, 503, 504)
+_RETRY_STATUS = (429, 500, 502, 503, 504)
+_NOT_PROCESSED = (429,)
+"""Statuses that say the request was not processed: safe to retry even a data request."""
+
+
+class _CappedRetry(Retry):
+    """urllib3's ``Retry``, honouring ``Retry-After`` up to ``retry_after_cap`` seconds (a
+    server asking for an hour must not stall a worker for an hour; urllib3's own
+    ``retry_after_max`` is recent and defaults to 6 h)."""
+
+    retry_after_cap: float = 120.0
+
+    def get_retry_after(self, response) -> float | None:  # type: ignore[override]
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.retry_after_cap)
+
+
+def _retry_class(cap: float) -> type[Retry]:
+    return type("CappedRetry", (_CappedRetry,), {"retry_after_cap": float(cap)})
 
 
 def redact_url(url: str) -> str:
@@ -137,7 +157,7 @@ class OOIClient:
         token = settings.ooi_token.get_secret_value() if settings.ooi_token else url_pass
         if user and token:
             self.session.auth = (user, token)
-        retry = Retry(
+        retry = _retry_class(settings.ooi_retry_after_max)(
             total=max(0, settings.ooi_retries),
             connect=max(0, settings.ooi_retries),
             read=max(0, settings.ooi_retries),
@@ -160,7 +180,9 @@ class OOIClient:
         self._once = requests.Session()
         self._once.auth = self.session.auth
         once = HTTPAdapter(
-            max_retries=retry.new(read=0, status=0, total=max(0, settings.ooi_retries)),
+            max_retries=retry.new(
+                read=0, status_forcelist=_NOT_PROCESSED, total=max(0, settings.ooi_retries)
+            ),
             pool_maxsize=4,
         )
         self._once.mount("http://", once)
@@ -226,9 +248,20 @@ class OOIClient:
             return
         where = {"url": shown, "status_code": code}
         if code in (401, 403):
+            given = self.session.auth is not None
             raise OOIAuthError(
                 f"OOI refused the credentials ({code}) at {shown}; "
-                "set OOI_USERNAME and OOI_TOKEN",
+                + (
+                    "check OOI_USERNAME and OOI_TOKEN (your OOINet API user and token)"
+                    if given
+                    else "no credentials are set: set OOI_USERNAME and OOI_TOKEN"
+                ),
+                **where,
+            )
+        if code == 429:
+            raise OOIUnavailable(
+                f"OOI is rate limiting (429) at {shown} after "
+                f"{self.settings.ooi_retries} retries; try again later",
                 **where,
             )
         if code >= 500:

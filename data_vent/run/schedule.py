@@ -69,10 +69,10 @@ def run_as_ready(
             _, key = heapq.heappop(ready)
             item = by_key[key]
             tolerant = key in (partial_inputs_ok or ())
-            up = blocked_by(item, graph, {**(prior or {}), **outcomes}, tolerant)
+            seen = {**(prior or {}), **outcomes}
+            up = blocked_by(item, graph, seen, tolerant)
             if up is not None:
-                seen = {**(prior or {}), **outcomes}
-                done(skip(item, up, seen, engine, run_id, flow_run_id))
+                done(skip(item, up[0], up[1], seen, engine, run_id, flow_run_id))
                 continue
             start(item, finished.put)
             running += 1

@@ -80,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", ans.ctype)
             length = ans.length if ans.length is not None else len(data)
             self.send_header("Content-Length", str(length))
+            for name, value in ans.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):

@@ -141,6 +141,18 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=DateTime)
 
 
+class ObserveError(SQLModel, table=True):
+    """A source whose latest observation failed (one row per source, deleted when an
+    observation succeeds): its assets' freshness is UNKNOWN, with this error."""
+
+    __tablename__ = "observe_error"
+
+    source_key: str = Field(primary_key=True, max_length=300)
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    error_type: str = Field(max_length=64)
+    failed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
 class CallSlot(SQLModel, table=True):
     """One of the ``cap`` slots of a shared limit (e.g. concurrent calls to OOI): every
     process sharing the state DB takes a slot before a call, so together they never exceed

@@ -12,18 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from data_vent.core.spec import AssetSpec
 from data_vent.core.timeutil import utcnow
+from data_vent.state.locks import serialize
 from data_vent.state.models import Asset, AssetDep
 
 A = Asset.__table__
 D = AssetDep.__table__
 
 _BATCH = 500
-_SYNC_LOCK = 0x64_76_73_79_6E_63  # "dvsync": the advisory lock that serializes spec syncs
 
 
 def _chunks(seq: Sequence, n: int = _BATCH) -> Iterable[Sequence]:
@@ -70,10 +70,7 @@ def sync_specs(engine: Engine, specs: Mapping[str, AssetSpec]) -> SyncReport:
     now = utcnow()
     report = SyncReport()
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Workers starting together all sync: one at a time, each reading what the one
-            # before it committed (SQLite's BEGIN IMMEDIATE already serializes them).
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SYNC_LOCK})
+        serialize(conn, "sync_specs")  # runs started together must not both insert
         existing = {
             r.key: r
             for r in conn.execute(

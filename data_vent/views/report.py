@@ -17,9 +17,16 @@ def fmt_coverage(row: Mapping[str, Any]) -> str:
 
 
 def fmt_reasons(row: Mapping[str, Any]) -> str:
-    """A status row's reason codes, or why it is not stale."""
+    """A status row's reason codes, or why it is not stale; first, if a killed writer left
+    it mid-write, that it needs repair."""
     codes = "; ".join(x["code"] for x in row["reasons"])
-    return codes or row.get("note") or str(AssetStatus.FRESH)
+    text = codes or row.get("note") or str(AssetStatus.FRESH)
+    err = row.get("observe_error")
+    if err and err not in text:
+        text += f"; its source could not be observed ({err})"
+    if row.get("needs_repair"):
+        text = f"NEEDS REPAIR ({row['needs_repair']}: `data-vent repair {row['key']}`); {text}"
+    return text
 
 
 def plan_rows(plan: Plan) -> list[dict[str, Any]]:

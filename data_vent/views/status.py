@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from data_vent.core.snapshot import StateSnapshot
@@ -13,8 +14,15 @@ from data_vent.run.workspace import Workspace
 
 
 def status_rows(
-    ws: Workspace, plan: Plan, snapshot: StateSnapshot, keys: set[str] | None = None
+    ws: Workspace,
+    plan: Plan,
+    snapshot: StateSnapshot,
+    keys: set[str] | None = None,
+    repairs: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per asset; ``repairs`` (``Workspace.pending_repairs``) flags the stores a
+    killed writer left mid-write (``needs_repair``: why, and what to run)."""
+    repairs = repairs or {}
     rows = []
     for key in sorted(plan.stale):
         if keys is not None and key not in keys:
@@ -38,12 +46,14 @@ def status_rows(
                 "harvest_lag": fmt_lag(fr.harvest_lag) if fr else "-",
                 "source_lag": fmt_lag(fr.source_lag) if fr else "-",
                 "freshness": fr.state if fr else "-",
+                "observe_error": fr.error if fr else None,
                 "last_attempt": st.last_attempt.status if st.last_attempt else None,
                 "stale": bool(reasons),
                 "reasons": [r.to_json() for r in reasons],
                 "note": np_.message
                 if np_ and (not reasons or np_.code == NotPlannedCode.DISCONTINUED)
                 else None,
+                "needs_repair": repairs.get(key),
             }
         )
     return rows

@@ -2,7 +2,7 @@
 run_report (what each run of a fan-out did)
 
 Revision ID: 0006_scale
-Revises: 0006_source_discontinued
+Revises: 0003_observe_errors
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0006_scale"
-down_revision = "0006_source_discontinued"
+down_revision = "0003_observe_errors"
 branch_labels = None
 depends_on = None
 
