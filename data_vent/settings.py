@@ -93,7 +93,12 @@ class Settings(BaseSettings):
     """The account's THREDDS folder (``.../thredds/catalog/ooi/<account>/catalog.xml``), where
     finished requests are looked for before a full rebuild asks OOI again; by default the
     parent of the last request folder OOI named."""
-    observe_concurrency: int = _whole(1, 64, default=4)
+    ooi_max_calls: int = _whole(0, 1024, default=8)
+    """Cap on concurrent calls to OOI, summed over every worker on the state DB (0: none)."""
+    ooi_call_slot_seconds: float = Field(60.0, **_seconds(ge=1))
+    """Expiry of a call slot; a live holder renews it, a crashed one frees it after this."""
+    observe_concurrency: int = _whole(1, 64, default=8)
+    """``metadata/times`` calls a run sends at once (and never more than ``ooi_max_calls``)."""
 
     s3_key: SecretStr | None = Field(
         default=None,
@@ -117,8 +122,33 @@ class Settings(BaseSettings):
     bucket); false: they bring their own credentials. Never our keys in a catalog."""
 
     concurrency: int = _whole(1, 256, default=4)
-    """Assets materialized at once inside one generation."""
-    lease_seconds: float = Field(600.0, **_seconds(ge=1))
+    """Assets materialized at once by one run (threads, or local Dask worker processes)."""
+    task_runner: str = Field("thread", description="thread or dask")
+    """Where a run's asset tasks execute: ``thread`` (a pool in the flow's process) or
+    ``dask`` (a dask.distributed cluster: ``dask_address``, else a local one)."""
+    dask_address: str | None = None
+    """Scheduler of an existing Dask cluster, e.g. ``tcp://10.0.0.5:8786``."""
+    dask_workers: int | None = _whole(1, 256, default=None)
+    """Worker processes of the local Dask cluster (default: ``concurrency``)."""
+    fan_out: str = Field("", description="group, a number of assets per child run, or off")
+    """The daily harvest's fan-out over child runs of the ``materialize`` deployment (so
+    every worker of the pool shares the day): ``group`` (one child per asset group), a
+    number of assets per child, or off (empty, the default: one run does it all)."""
+    fan_out_deployment: str = "materialize/materialize"
+    fan_out_timeout: float = Field(86400.0, **_seconds(gt=0, le=7 * 86400.0))
+    """Seconds the parent waits for its children before reporting the rest as failed."""
+    db_pool_size: int = _whole(1, 1000, default=10)
+    """PostgreSQL connections a process keeps open (each worker process has its own pool)."""
+    db_max_overflow: int = _whole(0, 1000, default=20)
+    """Extra PostgreSQL connections a process may open under load, closed after use."""
+    lease_seconds: float = Field(60.0, **_seconds(ge=1))
+    """A writer's lease expires this long after its last renewal: a dead writer's asset is
+    free again (and its store repaired by the next run) within about this long."""
+    lease_renew_seconds: float = Field(10.0, **_seconds(ge=0.1))
+    """How often a live writer renews (heartbeats) its lease; well inside the expiry."""
+    lease_wait: float = Field(120.0, **_seconds(ge=0))
+    """Seconds a writer waits for another live writer's lease on the same asset; past that,
+    a run reports the asset ``locked`` (that run's work) and ``ingest`` exits 1."""
     chunk_target_bytes: int = _whole(1024, 1 << 40, default=100 * 1024 * 1024)
 
     @field_validator("ooi_url", "s3_endpoint_url", "ooi_results_url")
@@ -184,6 +214,21 @@ class Settings(BaseSettings):
     def _home(cls, value: Path) -> Path:
         _check_folder(value)
         return value
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as DATA_VENT_* variables, for the worker processes a run starts
+        itself (a local Dask cluster). Holds the secrets: never log or persist it."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, Path):
+                value = value.resolve()
+            env[f"DATA_VENT_{name.upper()}"] = str(value)
+        return env
 
     def resolved_db_url(self) -> str:
         if self.db_url:

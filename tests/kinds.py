@@ -2,6 +2,7 @@
 
 * ``tests.kinds:FileSource``: an observable source whose state tests write to
   ``$DATA_VENT_HOME/sources.json`` ({key: {begin, end, count}}).
+* ``tests.kinds:FileCatalog``: a ``FileAsset`` with ``partial_inputs_ok`` (like the catalog).
 * ``tests.kinds:FileAsset``: writes ``<storage>/<key>.json`` from its inputs; fails while
   ``$DATA_VENT_HOME/fail/<key with / as __>`` exists; with ``config.hold`` it waits (bounded)
   for ``$DATA_VENT_HOME/release`` so lease tests can hold it mid-materialization.
@@ -99,3 +100,10 @@ class FileAsset(AssetKind):
             time_max=max(ends) if ends else None,
             rows=sum(counts) if counts else None,
         )
+
+
+class FileCatalog(FileAsset):
+    """A ``FileAsset`` that, like the real catalog, works with whatever inputs exist."""
+
+    name = "tests.kinds:FileCatalog"
+    partial_inputs_ok = True

@@ -105,7 +105,7 @@ def test_two_processes_one_materializes_other_is_locked(
     stamp = _started(home).read_text()
     assert lease_holder(engine, KEY) is not None
 
-    b = _worker(db_url, home)
+    b = _worker(db_url, home, DATA_VENT_LEASE_WAIT="0.5")  # gives up waiting: locked
     procs.append(b)
     out_b, err_b = b.communicate(timeout=60)
     assert b.returncode == 0, err_b

@@ -90,6 +90,21 @@ class AssetKind:
         """Whether the asset's output is present (a missing store re-plans a full build)."""
         return True
 
+    def needs_repair(self, spec: AssetSpec, settings: Settings) -> bool:
+        """Whether a killed writer left the output mid-write (e.g. a store's journal)."""
+        return False
+
+    def output_state(self, spec: AssetSpec, settings: Settings) -> MaterializeResult | None:
+        """The output as it is now (data version, coverage, rows), as a repair records it."""
+        return None
+
+    def repair(self, spec: AssetSpec, settings: Settings) -> str | None:
+        """Finish or undo a killed writer's write; what was done, or None if clean.
+
+        Called by the runner under the asset's lease only (never beside a live writer).
+        """
+        return None
+
     def location(self, spec: AssetSpec, settings: Settings) -> str | None:
         """Where the asset really is, as a URL (``file://``, ``s3://``, ``https://``) with
         no credentials in it: its Prefect asset key and what catalogs point at. None: the

@@ -43,6 +43,7 @@ from data_vent.core.timeutil import to_naive_utc
 from data_vent.core.vocab import Action, Outcome, ReasonCode, RequestStatus
 from data_vent.ooi import requests_state as rq
 from data_vent.ooi.client import OOIClient
+from data_vent.ooi.ratelimit import limiter_for
 from data_vent.settings import Settings
 
 log = logging.getLogger("data_vent.ooi")
@@ -71,8 +72,11 @@ class OOISourceKind(AssetKind):
         from data_vent.ooi.observe import observe_instruments
 
         tables = [s.key.removeprefix("ooi/") for s in specs]
-        with OOIClient(settings) as client:
-            result = observe_instruments(client, tables, settings.observe_concurrency)
+        width = settings.observe_concurrency
+        if settings.ooi_max_calls > 0:  # more threads than slots would only queue
+            width = min(width, settings.ooi_max_calls)
+        with OOIClient(settings, limiter=limiter_for(settings, engine)) as client:
+            result = observe_instruments(client, tables, width)
         failures = [
             ObserveFailure(source_key(table), e.error, e.error_type)
             for e in result.errors
@@ -93,10 +97,25 @@ class OOIStreamKind(AssetKind):
             f"{settings.resolved_storage()}/{key}",
             settings.storage_options(),
             settings.chunk_target_bytes,
+            table=key,
         )
 
     def exists(self, spec, settings) -> bool:
         return self.store(spec.key, settings).exists()
+
+    def needs_repair(self, spec, settings) -> bool:
+        from data_vent.store.commit import read_journal
+
+        return read_journal(self.store(spec.key, settings).loc) is not None
+
+    def repair(self, spec, settings) -> str | None:
+        from data_vent.store.commit import repair_pending
+
+        return repair_pending(self.store(spec.key, settings).loc)
+
+    def output_state(self, spec, settings) -> MaterializeResult | None:
+        store = self.store(spec.key, settings)
+        return _result(store, {}) if store.exists() else None
 
     def location(self, spec, settings) -> str:
         return as_url(f"{settings.resolved_storage()}/{spec.key}")
@@ -104,7 +123,9 @@ class OOIStreamKind(AssetKind):
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
         job = choose_range(ctx, self.store(ctx.spec.key, ctx.settings))
         try:
-            with OOIClient(ctx.settings) as client:
+            with OOIClient(
+                ctx.settings, limiter=limiter_for(ctx.settings, ctx.engine)
+            ) as client:
                 req = request_or_resume(job, client)
                 req = wait_for(job, client, req)
                 with tempfile.TemporaryDirectory(
@@ -274,7 +295,7 @@ def write(job: StreamJob, req: RequestRecord, paths: list[Path]) -> MaterializeR
 
 
 def _result(store: Any, meta: dict, input_versions: dict | None = None) -> MaterializeResult:
-    from data_vent.store.writer import data_version
+    from data_vent.store.outcome import data_version
 
     info = store.info()
     return MaterializeResult(

@@ -170,7 +170,7 @@ def status(
     snap = ws.snapshot()
     p = ws.plan(snapshot=snap)
     keys = ws.select(selection, snap) if selection else None
-    rows = status_rows(ws, p, snap, keys)
+    rows = status_rows(ws, p, snap, keys, repairs=ws.pending_repairs(keys))
     if stale:
         rows = [r for r in rows if r["stale"]]
     render.print_json(rows) if as_json else render.status_table(rows)
@@ -350,6 +350,28 @@ def simulator(
 
 
 @app.command()
+def repair(
+    selection: Selection = None,
+    config_dir: ConfigDir = None,
+    as_json: AsJson = False,
+):
+    """Finish or undo the writes killed writers left (each store under its lease).
+
+    A store whose lease a live writer holds is left to it. Every run does this before it
+    plans; this command does it now, for the selected assets (all by default).
+    """
+    from data_vent.run.runner import new_run_id
+
+    ws = workspace(config_dir)
+    keys = ws.select(selection) if selection else None
+    ws.sync()
+    outcomes = ws.repair(new_run_id(), keys)
+    rows = {k: o.to_json() for k, o in outcomes.items()}
+    render.print_json(rows) if as_json else render.repair_table(rows)
+    raise typer.Exit(1 if any(o["status"] == "failed" for o in rows.values()) else 0)
+
+
+@app.command()
 def ingest(
     asset: Annotated[str, typer.Argument(help="Stream store key (the OOI table name).")],
     files: Annotated[list[Path], typer.Argument(help="OOI NetCDF files to ingest.")],
@@ -358,7 +380,16 @@ def ingest(
 ):
     """Ingest local OOI NetCDF files into an asset's store, with the harvest's append rules."""
     from data_vent import ncio
+    from data_vent.run import runner
     from data_vent.run.ingest import ingest as ingest_into
+
+    def told(event: str, payload: Any) -> None:
+        if event == "lease_wait":
+            err.print(
+                f"{payload['key']} is being written by {payload['holder']}; waiting for it "
+                f"(up to DATA_VENT_LEASE_WAIT seconds)",
+                highlight=False,
+            )
 
     ws = workspace(config_dir)
     for f in files:
@@ -368,7 +399,11 @@ def ingest(
         if why is not None:
             raise BadInput(f"{f}: {why}; pass the OOI NetCDF files of {asset}")
     check_storage(ws.settings)
-    outcome = ingest_into(ws, asset, files, rebuild)
+    runner.add_listener(told)
+    try:
+        outcome = ingest_into(ws, asset, files, rebuild)
+    finally:
+        runner.remove_listener(told)
     console.print(
         f"{asset}: {outcome.rows_added} rows added, {outcome.rows_total} in all, "
         f"{outcome.time_min} … {outcome.time_max}"

@@ -23,6 +23,7 @@ OUTCOME_COLORS = {
     Outcome.FAILED: "red",
     Outcome.SKIPPED: "yellow",
     Outcome.WAITING: "cyan",
+    Outcome.LOCKED: "blue",
 }
 FRESHNESS_COLORS = {
     FreshnessState.PASS: "green",
@@ -125,7 +126,28 @@ def plan_table(plan: Plan) -> None:
     show(fitted_table(title, cols, body))
 
 
+def repaired_lines(repaired: Mapping[str, Mapping[str, Any]]) -> None:
+    """What a run (or ``repair``) found killed writers had left, one line per asset."""
+    for key, o in repaired.items():
+        what = o["details"].get("repaired") or o["details"].get("note") or ""
+        if o["status"] == Outcome.LOCKED:
+            what = f"left alone: {o['error']}"
+        elif o["status"] == Outcome.FAILED:
+            what = f"[red]repair failed:[/red] {o['error']}"
+        console.print(
+            f"repair {key}: {what} ({o['details'].get('found', '')})", highlight=False
+        )
+
+
+def repair_table(rows: Mapping[str, Mapping[str, Any]]) -> None:
+    if not rows:
+        console.print("[green]Nothing to repair:[/green] no store was left mid-write.")
+        return
+    repaired_lines(rows)
+
+
 def run_summary(result: Mapping[str, Any]) -> None:
+    repaired_lines(result.get("repaired") or {})
     outcomes = result["outcomes"]
     unseen = (result.get("observed") or {}).get("failed") or []
     gone = sorted(

@@ -56,6 +56,18 @@ class KeyError_(BadInput):
     """An invalid asset key."""
 
 
+class LeaseHeld(DataVentError):
+    """Another live writer holds the asset's lease (and kept it past the bounded wait)."""
+
+    def __init__(self, message: str, lease: object = None):
+        super().__init__(message)
+        self.lease = lease
+
+
+class LeaseLost(DataVentError):
+    """This writer's lease expired and another writer took it: it must not write on."""
+
+
 # ---- OOI -------------------------------------------------------------------------------
 
 

@@ -117,6 +117,12 @@ class PreviousState:
     time_max: datetime | None = None
     rows: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    run_id: str | None = None
+    code_version: str | None = None
+    config_hash: str | None = None
+    input_versions: dict[str, Any] = field(default_factory=dict)
+    """The provenance of that success, which a repair keeps (it changes no input)."""
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,25 @@ class RequestRecord:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who holds an asset's lease (one ``lease`` row): a live holder renews it."""
+
+    asset_key: str
+    holder: str
+    run_id: str | None
+    acquired_at: datetime
+    expires_at: datetime
+
+    def live(self, now: datetime) -> bool:
+        """Renewed recently enough: its holder is (as far as anyone can tell) alive."""
+        return self.expires_at > now
+
+    def describe(self) -> str:
+        run = f"run {self.run_id}" if self.run_id else "another writer"
+        return f"{run} ({self.holder.rsplit(':', 1)[0]})"
+
+
 @dataclass
 class AssetState:
     key: str

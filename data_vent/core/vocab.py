@@ -34,6 +34,8 @@ class Action(StrEnum):
     APPEND = "append"
     REMATERIALIZE = "rematerialize"
     RETRY = "retry"
+    REPAIR = "repair"
+    """Never planned: finish or undo a killed writer's store write (``data-vent repair``)."""
 
 
 class Outcome(StrEnum):
@@ -47,6 +49,19 @@ class Outcome(StrEnum):
     """An upstream asset failed or waits: never tried."""
     LOCKED = "locked"
     """Another live run holds the asset's lease: that run's work, not a failure."""
+
+
+class SkipCause(StrEnum):
+    """Why a planned asset was not tried (``details.skip`` of a ``skipped`` attempt)."""
+
+    UPSTREAM_FAILED = "upstream_failed"
+    """An input failed: the one cause that makes a run fail."""
+    UPSTREAM_WAITING = "upstream_waiting"
+    """An input waits on OOI and there is no output of it to work from yet."""
+    UPSTREAM_LOCKED = "upstream_locked"
+    """An input is held by another live run: the dependent is left to that run."""
+    DONE_ELSEWHERE = "done_elsewhere"
+    """Under its lease the asset was found already made fresh by another run ("done by R")."""
 
 
 class FreshnessState(StrEnum):

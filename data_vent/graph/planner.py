@@ -37,7 +37,8 @@ from typing import Any
 
 import networkx as nx
 
-from data_vent.core.plan import PlanItem
+from data_vent.core.gcpause import gc_paused
+from data_vent.core.plan import NO_SUCCESS, PlanItem
 from data_vent.core.records import Observation, Reason, input_version_record
 from data_vent.core.snapshot import AssetState, StateSnapshot, SuccessRecord
 from data_vent.core.spec import AssetSpec, FreshnessPolicy
@@ -270,6 +271,11 @@ def freshness_of(
     return Freshness(state, lag, source_lag, obs.end_time, last.time_max)
 
 
+def strongest_action(reasons: list[Reason], refresh: bool = False) -> Action:
+    """The action that answers every reason (the strongest of theirs)."""
+    return _strongest(reasons, refresh)
+
+
 def _strongest(reasons: list[Reason], refresh: bool) -> Action:
     actions = [REASON_ACTION[r.code] for r in reasons]
     if refresh and any(r.code == ReasonCode.FORCED for r in reasons):
@@ -299,6 +305,34 @@ def plan(
     are siblings of ``x``, not what was asked for). ``force`` and
     ``refresh`` apply to the selected assets only.
     """
+    with gc_paused():
+        return _plan(
+            specs,
+            graph,
+            snapshot,
+            now,
+            selection,
+            force=force,
+            refresh=refresh,
+            include_upstream=include_upstream,
+            exists=exists,
+            upstream_of=upstream_of,
+        )
+
+
+def _plan(
+    specs: Mapping[str, AssetSpec],
+    graph: nx.DiGraph,
+    snapshot: StateSnapshot,
+    now: datetime,
+    selection: set[str] | None,
+    *,
+    force: bool,
+    refresh: bool,
+    include_upstream: bool,
+    exists: Mapping[str, bool] | None,
+    upstream_of: set[str] | None,
+) -> Plan:
     result = Plan(now=now)
     order = list(nx.topological_sort(graph))
     exists = exists or {}
@@ -378,7 +412,9 @@ def plan(
         if (force or refresh) and key in selected:
             reasons.append(Reason(ReasonCode.FORCED, {"refresh": refresh}))
         if reasons:
-            planned[key] = PlanItem(key, _strongest(reasons, refresh), reasons)
+            last = snapshot.state(key).last_success
+            basis = last.id if last is not None else NO_SUCCESS
+            planned[key] = PlanItem(key, _strongest(reasons, refresh), reasons, basis)
             continue
         result.not_planned[key] = _why_not(key, graph, specs, snapshot, result)
 

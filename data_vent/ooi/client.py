@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
@@ -55,6 +55,9 @@ from data_vent.ooi.thredds import (
     split_listing,
 )
 from data_vent.settings import Settings
+
+if TYPE_CHECKING:
+    from data_vent.ooi.ratelimit import CallLimiter
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +139,15 @@ class OOIClient:
     ``annotations``, ``estimate`` (a data request's size, no request made) and ``catalog``.
     """
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        limiter: CallLimiter | None = None,
+    ):
         self.settings = settings
+        self.limiter = limiter
+        """Shared cap on concurrent calls (every worker on the state DB); None: no cap."""
         parts = urlsplit(settings.ooi_url.rstrip("/"))
         url_user, url_pass = parts.username, parts.password
         self.base_url = redact_url(settings.ooi_url.rstrip("/"))
@@ -194,7 +204,18 @@ class OOIClient:
         url = f"{self.base_url}/{path.lstrip('/')}"
         return f"{url}?{urlencode(params)}" if params else url
 
+    def _slot(self) -> contextlib.AbstractContextManager:
+        """One of the shared OOI call slots, held until the answer has been read."""
+        return self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
+
     def _get(self, url: str, *, stream: bool = False, once: bool = False) -> requests.Response:
+        """GET ``url``; a streamed answer must be read inside the caller's own ``_slot``."""
+        if stream:
+            return self._send(url, stream=True, once=once)
+        with self._slot():
+            return self._send(url, stream=False, once=once)
+
+    def _send(self, url: str, *, stream: bool, once: bool) -> requests.Response:
         shown = redact_url(url)
         session = self._once if once else self.session
         try:
@@ -436,6 +457,10 @@ class OOIClient:
         dest_dir.mkdir(parents=True, exist_ok=True)
         final = dest_dir / file.name
         tmp = dest_dir / f".{file.name}.part-{os.getpid()}"
+        with self._slot():  # one call slot for the whole transfer
+            return self._stream_to(file, tmp, final, chunk)
+
+    def _stream_to(self, file: ThreddsFile, tmp: Path, final: Path, chunk: int) -> Path:
         shown = redact_url(file.url)
         resp = self._get(file.url, stream=True)
         try:

@@ -1,7 +1,9 @@
 """Backfill a stream store from local OOI NetCDF files, under the harvest's append rules.
 
-The store is written by the same code as a harvest, and the attempt is recorded as one,
-so the planner sees the ingested coverage.
+The store is written by the same code as a harvest and through the same write path
+(``runner.write_asset``): under the asset's lease, so an ingest never writes beside a
+harvest or another ingest (the second waits up to ``DATA_VENT_LEASE_WAIT``, then exits 1
+naming the holder), and recorded as an attempt, so the planner sees the ingested coverage.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from data_vent.assets.kinds import MaterializeContext, MaterializeResult
 from data_vent.core.errors import BadInput
-from data_vent.core.records import MaterializationRecord
-from data_vent.core.vocab import Action, Outcome
-from data_vent.run.runner import new_run_id
+from data_vent.core.vocab import Action
+from data_vent.run.runner import Provenance, WriteJob, new_run_id, write_asset
 from data_vent.run.workspace import Workspace
-from data_vent.state.materializations import record_materialization
 
 if TYPE_CHECKING:
     from data_vent.store.writer import WriteOutcome
@@ -27,8 +28,6 @@ def ingest(
     ws: Workspace, asset: str, files: Sequence[Path], rebuild: bool = False
 ) -> WriteOutcome:
     """Write ``files`` into ``asset``'s store (appended, or the store rebuilt from them)."""
-    from data_vent.store import ingest_files
-
     if asset not in ws.specs:
         ws.select(asset)  # raises with suggestions
     spec = ws.specs[asset]
@@ -38,39 +37,44 @@ def ingest(
         if not f.is_file():
             raise BadInput(f"{f}: no such file")
     ws.sync()
-    action = Action.REBUILD if rebuild else Action.APPEND
-    attempt = MaterializationRecord(
-        asset,
-        new_run_id(),
-        action,
-        code_version=spec.code_version,
-        config_hash=spec.config_hash,
-    )
-    outcome = ingest_files(
-        f"{ws.settings.resolved_storage()}/{asset}",
-        [str(f) for f in files],
-        ws.settings.storage_options(),
-        mode=str(action),
-        chunk_target_bytes=ws.settings.chunk_target_bytes,
-    )
-    if outcome.needs_rebuild:
-        raise BadInput(
-            f"{asset}: these files need a rebuild ({outcome.rebuild_reason}); "
-            "pass --rebuild with every file of the stream"
+    written: list[WriteOutcome] = []
+
+    def work(ctx: MaterializeContext) -> MaterializeResult:
+        from data_vent.store import StreamStore
+
+        store = StreamStore(
+            ctx.storage_url(),
+            ws.settings.storage_options(),
+            ws.settings.chunk_target_bytes,
+            asset,
         )
-    record_materialization(
-        ws.engine,
-        attempt.finish(
-            Outcome.SUCCESS,
+        paths = [str(f) for f in files]
+        outcome = store.rebuild_from_files(paths) if rebuild else store.append_files(paths)
+        if outcome.needs_rebuild:
+            raise BadInput(
+                f"{asset}: these files need a rebuild ({outcome.rebuild_reason}); "
+                "pass --rebuild with every file of the stream"
+            )
+        written.append(outcome)
+        return MaterializeResult(
             data_version=outcome.data_version,
             time_min=outcome.time_min,
             time_max=outcome.time_max,
             rows=outcome.rows_total,
-            details={
+            metadata={
                 "ingest": [f.name for f in files],
                 "rows_added": outcome.rows_added,
                 "rules_applied": outcome.rules_applied,
             },
-        ),
+        )
+
+    job = WriteJob(
+        spec,
+        new_run_id(),
+        Action.REBUILD if rebuild else Action.APPEND,
+        wait=ws.settings.lease_wait,
+        provenance=Provenance.NONE,
+        raise_errors=True,
     )
-    return outcome
+    write_asset(job, ws.specs, ws.settings, ws.engine, work)
+    return written[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,9 @@ from data_vent.graph.build import build_graph
 from data_vent.graph.planner import Plan, ancestors_of, plan
 from data_vent.graph.selection import Selected, parse, select_anchored, uses_state
 from data_vent.graph.status import PlanStateView
-from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
+from data_vent.run.repair import pending_repairs, repair_assets
+from data_vent.run.runner import AssetOutcome, execution_order, materialize_asset
+from data_vent.run.schedule import Done, Start, run_as_ready
 from data_vent.settings import Settings, get_settings
 from data_vent.state.db import get_engine
 from data_vent.state.observations import record_observations, record_observe_failures
@@ -80,7 +82,10 @@ class Workspace:
                 raise ConfigError(f"{where}asset {spec.key!r}: {exc}") from None
         graph = build_graph(specs)
         engine = get_engine(
-            settings.resolved_db_url(), connect_timeout=settings.db_connect_timeout
+            settings.resolved_db_url(),
+            connect_timeout=settings.db_connect_timeout,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
         )
         return cls(settings, specs, graph, engine)
 
@@ -157,29 +162,61 @@ class Workspace:
         self,
         planned: Plan,
         run_id: str,
-        run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+        start: Start | None = None,
+        max_running: int | None = None,
+        items: list[PlanItem] | None = None,
+        prior: Mapping[str, AssetOutcome] | None = None,
         flow_run_id: str | None = None,
     ) -> dict[str, AssetOutcome]:
-        """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
-        tasks in the flows), by default one asset after another in this process."""
-        if run_batch is None:
+        """Run a plan, each asset as soon as its planned inputs are done. ``start`` hands
+        an asset to the executor (Prefect tasks in the flows); by default it runs here and
+        now, one asset after another. ``items``: a part of the plan only; ``prior``: the
+        outcomes of its planned inputs that ran elsewhere."""
+        if start is None:
 
-            def run_batch(items: list[PlanItem]) -> list[AssetOutcome]:
-                return [
-                    materialize_asset(it, self.specs, self.settings, self.engine, run_id)
-                    for it in items
-                ]
+            def start(item: PlanItem, done: Done) -> None:
+                done(
+                    materialize_asset(
+                        item, self.specs, self.settings, self.engine, run_id, flow_run_id
+                    )
+                )
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
-        return run_generations(
-            planned.generations,
+        if items is None:
+            items = [it for gen in planned.generations for it in gen]
+        wanted = {it.key for it in items}
+        # each run starts a generation's assets in its own order (seeded by the run id):
+        # runs started together begin on different assets and share the work by leases
+        by_run = [
+            it
+            for gen in planned.generations
+            for it in execution_order([i for i in gen if i.key in wanted], run_id)
+        ]
+        by_run += [it for it in items if it.key not in {i.key for i in by_run}]
+        done = run_as_ready(
+            by_run,
             self.graph,
             self.engine,
             run_id,
-            run_batch,
+            start,
             tolerant,
+            max_running,
+            prior,
             flow_run_id=flow_run_id,
         )
+        return {it.key: done[it.key] for it in items}  # reported in plan order
+
+    def repair(
+        self, run_id: str, keys: Iterable[str] | None = None, wait: float = 0.0
+    ) -> dict[str, AssetOutcome]:
+        """Repair what killed writers left among ``keys`` (all assets by default), each
+        under its lease; a run does this before it plans (see ``run.repair``)."""
+        return repair_assets(self.specs, self.settings, self.engine, run_id, keys, wait)
+
+    def pending_repairs(
+        self, keys: Iterable[str] | None = None, check_storage: bool = True
+    ) -> dict[str, str]:
+        return pending_repairs(self.specs, self.settings, self.engine, keys, check_storage)
 
     def select(self, text: str, snapshot: StateSnapshot | None = None) -> set[str]:
         """The assets ``text`` selects; one that matches nothing is bad input."""

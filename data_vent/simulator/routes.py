@@ -416,6 +416,7 @@ def sim_state(call: Call, p: dict[str, str]) -> Answer:
                     for r in sim.requests.values()
                 ],
                 "counters": sim.counter_snapshot(),
+                "peak_calls": sim.peak_calls,
             },
         )
 

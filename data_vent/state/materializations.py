@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +18,13 @@ from data_vent.state.models import Asset, Materialization
 
 A = Asset.__table__
 M = Materialization.__table__
+
+
+def worker_id() -> str:
+    """Who records an attempt: ``host:pid`` of the process that made it (a pool's worker,
+    a Dask worker), so a run spread over many shows which did what; ``DATA_VENT_WORKER_NAME``
+    (set in a worker's environment, inherited by its flow runs) stands in for the host."""
+    return f"{os.environ.get('DATA_VENT_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
 
 
 def _plain_json(value: Any) -> Any:
@@ -50,6 +59,7 @@ def record_materialization(engine: Engine, record: MaterializationRecord) -> int
                 rows=record.rows,
                 error=record.error,
                 details=_plain_json(record.details),
+                worker=worker_id(),
             )
         ).inserted_primary_key[0]
         values: dict[str, Any] = {"last_attempt_id": mid} if record.moves_last_attempt else {}
@@ -78,13 +88,46 @@ def previous_state(engine: Engine, key: str) -> PreviousState | None:
     """The asset's last success as a kind needs it, or None if it never succeeded."""
     with engine.connect() as conn:
         r = conn.execute(
-            select(M.c.data_version, M.c.time_min, M.c.time_max, M.c.rows, M.c.details)
+            select(
+                M.c.id,
+                M.c.run_id,
+                M.c.data_version,
+                M.c.time_min,
+                M.c.time_max,
+                M.c.rows,
+                M.c.details,
+                M.c.code_version,
+                M.c.config_hash,
+                M.c.input_versions,
+            )
             .join(A, A.c.last_success_id == M.c.id)
             .where(A.c.key == key)
         ).first()
     if r is None:
         return None
-    return PreviousState(r.data_version, r.time_min, r.time_max, r.rows, r.details or {})
+    return PreviousState(
+        r.data_version,
+        r.time_min,
+        r.time_max,
+        r.rows,
+        r.details or {},
+        id=r.id,
+        run_id=r.run_id,
+        code_version=r.code_version,
+        config_hash=r.config_hash,
+        input_versions=dict(r.input_versions or {}),
+    )
+
+
+def last_success_ref(engine: Engine, key: str) -> tuple[int, str] | None:
+    """(id, run id) of the asset's last success: what a run re-checks under the lease."""
+    with engine.connect() as conn:
+        r = conn.execute(
+            select(M.c.id, M.c.run_id)
+            .join(A, A.c.last_success_id == M.c.id)
+            .where(A.c.key == key)
+        ).first()
+    return (int(r.id), r.run_id) if r is not None else None
 
 
 def history(engine: Engine, key: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from data_vent.state.locks import serialize
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -37,6 +39,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         return before, before
     cfg = alembic_config(engine)
     with engine.begin() as conn:
+        serialize(conn, "migrate")  # runs started together on an empty DB: one migrates
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     return before, current_revision(engine)

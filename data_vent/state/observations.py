@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.timeutil import utcnow
+from data_vent.state.locks import serialize
 from data_vent.state.models import Asset, ObserveError, SourceObservation
 
 A = Asset.__table__
@@ -52,6 +53,7 @@ def record_observations(
     keys = [o.source_key for o in observations]
     changed: list[Observation] = []
     with engine.begin() as conn:
+        serialize(conn, "observations")  # a change is recorded once, not once per run
         conn.execute(delete(E).where(E.c.source_key.in_(keys)))
         latest = (
             select(func.max(O.c.id)).where(O.c.source_key.in_(keys)).group_by(O.c.source_key)

@@ -7,9 +7,12 @@ observation of each source, and open OOI requests.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from data_vent.core.gcpause import gc_paused
 from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.snapshot import (
     AssetState,
@@ -34,13 +37,17 @@ R = OOIRequest.__table__
 E = ObserveError.__table__
 
 
-def read_snapshot(engine: Engine) -> StateSnapshot:
+def read_snapshot(engine: Engine, keys: Iterable[str] | None = None) -> StateSnapshot:
+    """The planner's view of the DB; of ``keys`` only (assets and sources) if given, as the
+    runner re-reads one asset and its inputs under the asset's lease."""
     snap = StateSnapshot()
-    with engine.connect() as conn:
+    keys = None if keys is None else list(keys)
+    only = A.c.active if keys is None else A.c.active & A.c.key.in_(keys)
+    with gc_paused(), engine.connect() as conn:
         active = select(A.c.key, E.c.error, E.c.error_type, E.c.failed_at).outerjoin(
             E, E.c.source_key == A.c.key
         )
-        for r in conn.execute(active.where(A.c.active)):
+        for r in conn.execute(active.where(only)):
             snap.assets[r.key] = AssetState(r.key)
             if r.error is not None:
                 snap.observe_errors[r.key] = ObserveFailure(
@@ -61,7 +68,7 @@ def read_snapshot(engine: Engine) -> StateSnapshot:
                 M.c.details,
             )
             .join(M, M.c.id == A.c.last_success_id)
-            .where(A.c.active)
+            .where(only)
         )
         for r in succ:
             st = snap.assets.setdefault(r.key, AssetState(r.key))
@@ -80,25 +87,25 @@ def read_snapshot(engine: Engine) -> StateSnapshot:
         att = conn.execute(
             select(A.c.key, M.c.id, M.c.status, M.c.error, M.c.finished_at, M.c.run_id)
             .join(M, M.c.id == A.c.last_attempt_id)
-            .where(A.c.active)
+            .where(only)
         )
         for r in att:
             st = snap.assets.setdefault(r.key, AssetState(r.key))
             st.last_attempt = AttemptRecord(r.id, r.status, r.error, r.finished_at, r.run_id)
-        obs = conn.execute(
-            select(
-                O.c.source_key, O.c.begin_time, O.c.end_time, O.c.count, O.c.discontinued
-            ).join(A, A.c.latest_observation_id == O.c.id)
-        )
+        obs_stmt = select(
+            O.c.source_key, O.c.begin_time, O.c.end_time, O.c.count, O.c.discontinued
+        ).join(A, A.c.latest_observation_id == O.c.id)
+        if keys is not None:
+            obs_stmt = obs_stmt.where(A.c.key.in_(keys))
+        obs = conn.execute(obs_stmt)
         for r in obs:
             snap.observations[r.source_key] = Observation(
                 r.source_key, r.begin_time, r.end_time, r.count, bool(r.discontinued)
             )
-        reqs = conn.execute(
-            select(R)
-            .where(R.c.status.in_([str(s) for s in OPEN_REQUEST_STATES]))
-            .order_by(R.c.id)
-        ).mappings()
+        req_stmt = select(R).where(R.c.status.in_([str(s) for s in OPEN_REQUEST_STATES]))
+        if keys is not None:
+            req_stmt = req_stmt.where(R.c.asset_key.in_(keys))
+        reqs = conn.execute(req_stmt.order_by(R.c.id)).mappings()
         for r in reqs:
             snap.requests[r["asset_key"]] = request_record(r)
     snap.queries = 5

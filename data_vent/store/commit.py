@@ -179,6 +179,28 @@ def publish(loc: Location, staging: Location, keys: list[str]) -> None:
     loc.delete([JOURNAL])
 
 
+def describe_pending(entry: dict[str, Any]) -> str:
+    """What repairing a journal ``entry`` does, in words (for the run report and history)."""
+    if entry.get("op") == "rebuild":
+        if entry.get("state") == "publishing":
+            return "finished publishing an interrupted rebuild (rolled forward)"
+        return "discarded an interrupted rebuild's staging copy (store unchanged)"
+    return f"rolled back an interrupted {entry.get('op', 'write')}"
+
+
+def repair_pending(loc: Location) -> str | None:
+    """Repair the store if a write was interrupted; what was done, or None if it was clean.
+
+    The caller holds the asset's lease: a journal is then a *dead* writer's (the runner's
+    ``repair`` path), never a live one's in-flight write.
+    """
+    entry = read_journal(loc)
+    if entry is None:
+        return None
+    repair(loc)
+    return describe_pending(entry)
+
+
 def repair(loc: Location) -> bool:
     """Bring the store back to its last committed version. True if anything was pending."""
     entry = read_journal(loc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from data_vent.core.snapshot import StateSnapshot
@@ -13,8 +14,15 @@ from data_vent.run.workspace import Workspace
 
 
 def status_rows(
-    ws: Workspace, plan: Plan, snapshot: StateSnapshot, keys: set[str] | None = None
+    ws: Workspace,
+    plan: Plan,
+    snapshot: StateSnapshot,
+    keys: set[str] | None = None,
+    repairs: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per asset; ``repairs`` (``Workspace.pending_repairs``) flags the stores a
+    killed writer left mid-write (``needs_repair``: why, and what to run)."""
+    repairs = repairs or {}
     rows = []
     for key in sorted(plan.stale):
         if keys is not None and key not in keys:
@@ -45,6 +53,7 @@ def status_rows(
                 "note": np_.message
                 if np_ and (not reasons or np_.code == NotPlannedCode.DISCONTINUED)
                 else None,
+                "needs_repair": repairs.get(key),
             }
         )
     return rows
