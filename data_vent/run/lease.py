@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
@@ -99,8 +99,10 @@ def hold_lease(
     settings: Settings,
     wait: float = 0.0,
     on_wait: Callable[[LeaseRecord | None], None] | None = None,
+    impatient: Container[str] = (),
 ) -> Iterator[HeldLease]:
-    """Hold ``key``'s lease for the block, waiting up to ``wait`` s for a live holder.
+    """Hold ``key``'s lease for the block, waiting up to ``wait`` s for a live holder (not
+    at all for a holder whose run id is in ``impatient``).
 
     Raises ``LeaseHeld`` (naming the holder) if it is still held after the wait.
     """
@@ -112,7 +114,7 @@ def hold_lease(
         if rec is not None and not rec.live(utcnow()):
             continue  # it expired between the two reads: take it now
         waited = time.monotonic() - start
-        if waited >= wait:
+        if waited >= wait or (rec is not None and rec.run_id in impatient):
             raise LeaseHeld(held_message(key, rec, waited), rec)
         if on_wait is not None and not told:
             on_wait(rec)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -156,6 +157,8 @@ class WriteJob:
     """Re-raise a failure after recording it (ingest) instead of returning it (a run)."""
     flow_run_id: str | None = None
     """Prefect's flow-run id when the write runs inside a flow (recorded with it)."""
+    impatient: Container[str] = ()
+    """Run ids whose leases are not waited for (they outlasted a wait of this run already)."""
 
 
 Work = Callable[[MaterializeContext], MaterializeResult | str | None]
@@ -185,7 +188,9 @@ def write_asset(
     """
     key = job.spec.key
     waited_from = time.monotonic()
-    with hold_lease(engine, key, job.run_id, settings, job.wait, _on_wait(key)) as lease:
+    with hold_lease(
+        engine, key, job.run_id, settings, job.wait, _on_wait(key), job.impatient
+    ) as lease:
         waited = time.monotonic() - waited_from
         return _write_held(job, specs, settings, engine, work, lease, waited)
 
@@ -361,6 +366,17 @@ def locked(
     return AssetOutcome(key, Outcome.LOCKED, action, reasons, error=str(exc), details=details)
 
 
+_BUSY: dict[str, set[str]] = {}
+"""Per run: the other runs that kept an asset past this run's lease wait. They are on a long
+job; their other assets are left to them at once instead of after another wait each."""
+_BUSY_LOCK = threading.Lock()
+
+
+def _busy_runs(run_id: str) -> set[str]:
+    with _BUSY_LOCK:
+        return _BUSY.setdefault(run_id, set())
+
+
 def materialize_asset(
     item: PlanItem,
     specs: Mapping[str, AssetSpec],
@@ -373,6 +389,7 @@ def materialize_asset(
     Prefect flow run it ran in, if any); another run's lease is waited for (bounded), then
     the asset is reported ``locked``."""
     spec = specs[item.key]
+    busy = _busy_runs(run_id)
     job = WriteJob(
         spec,
         run_id,
@@ -381,12 +398,15 @@ def materialize_asset(
         basis=item.basis,
         wait=settings.lease_wait,
         flow_run_id=flow_run_id,
+        impatient=busy,
     )
     reasons = [r.to_json() for r in item.reasons]
     try:
         out = write_asset(job, specs, settings, engine, get_kind(spec.kind).materialize)
     except LeaseHeld as exc:
         out = locked(spec.key, item.action, reasons, exc)
+        if isinstance(exc.lease, LeaseRecord) and exc.lease.run_id:
+            busy.add(exc.lease.run_id)
     except Exception as exc:  # the lease itself failed (DB unreachable): nothing was written
         message = redact(one_line(exc), settings)
         log.error("could not take the lease of %s: %s", spec.key, message)
@@ -502,19 +522,23 @@ def run_generations(
     An item whose planned ancestor did not succeed is skipped (recorded), the others go on.
     """
     outcomes: dict[str, AssetOutcome] = {}
-    for gen in generations:
-        runnable = []
-        for item in gen:
-            up = blocked_by(item, graph, outcomes, item.key in (partial_inputs_ok or ()))
-            if up is not None:
-                outcomes[item.key] = skip(
-                    item, up[0], up[1], outcomes, engine, run_id, flow_run_id
-                )
-            else:
-                runnable.append(item)
-        done = {out.key: out for out in run_batch(execution_order(runnable, run_id))}
-        for item in runnable:  # reported in plan order
-            outcomes[item.key] = done[item.key]
+    try:
+        for gen in generations:
+            runnable = []
+            for item in gen:
+                up = blocked_by(item, graph, outcomes, item.key in (partial_inputs_ok or ()))
+                if up is not None:
+                    outcomes[item.key] = skip(
+                        item, up[0], up[1], outcomes, engine, run_id, flow_run_id
+                    )
+                else:
+                    runnable.append(item)
+            done = {out.key: out for out in run_batch(execution_order(runnable, run_id))}
+            for item in runnable:  # reported in plan order
+                outcomes[item.key] = done[item.key]
+    finally:
+        with _BUSY_LOCK:
+            _BUSY.pop(run_id, None)
     return outcomes
 
 

@@ -157,3 +157,20 @@ def test_a_live_holder_keeps_its_lease_a_killed_one_loses_it(
         if worker.poll() is None:
             worker.kill()
         worker.wait(timeout=10)
+
+
+def test_a_run_waits_once_for_a_run_that_is_busy(home: Path, monkeypatch) -> None:
+    """Another run kept `a` past this run's wait: its `b` is left to it at once, not after a
+    second wait (a long rebuild holding many stores would cost one wait per store)."""
+    from data_vent.state.leases import acquire_lease
+
+    monkeypatch.setenv("DATA_VENT_LEASE_WAIT", "1.5")
+    ws = workspace()
+    ws.observe()
+    for key in ("a", "b"):
+        assert acquire_lease(ws.engine, key, f"{OTHER}:{key}", 600, "run-other")
+    out = ws.execute(ws.plan(), "run-B")  # one asset after another
+    assert out["a"].status == out["b"].status == "locked"
+    waited = sorted(o.error.split("waited ")[1].split(" s")[0] for o in (out["a"], out["b"]))
+    assert waited[0] == "0" and float(waited[1]) >= 1, waited
+    assert out["cat"].status == "success"
