@@ -7,6 +7,11 @@ import zlib
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+ASSET_ROWS = "asset-rows"
+"""The one lock of every transaction that writes many asset (or observe-error) rows at once:
+the spec sync, recording observations, recording observe failures. Two such transactions in
+different lock names updated the same rows in different orders and deadlocked."""
+
 
 def serialize(conn: Connection, name: str) -> None:
     """Make this transaction the only one named ``name`` at a time, across processes.

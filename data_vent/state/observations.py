@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.timeutil import utcnow
-from data_vent.state.locks import serialize
+from data_vent.state.locks import ASSET_ROWS, serialize
 from data_vent.state.models import Asset, ObserveError, SourceObservation
 
 A = Asset.__table__
@@ -53,7 +53,10 @@ def record_observations(
     keys = [o.source_key for o in observations]
     changed: list[Observation] = []
     with engine.begin() as conn:
-        serialize(conn, "observations")  # a change is recorded once, not once per run
+        # a change is recorded once, not once per run; the same lock as the spec sync and
+        # the observe failures, which write the same asset and error rows in another order
+        # (two of them interleaved deadlocked on PostgreSQL with 4 harvests at once)
+        serialize(conn, ASSET_ROWS)
         conn.execute(delete(E).where(E.c.source_key.in_(keys)))
         latest = (
             select(func.max(O.c.id)).where(O.c.source_key.in_(keys)).group_by(O.c.source_key)
@@ -104,6 +107,7 @@ def record_observe_failures(
     now = now or utcnow()
     latest = {f.source_key: f for f in failures}
     with engine.begin() as conn:
+        serialize(conn, ASSET_ROWS)
         conn.execute(delete(E).where(E.c.source_key.in_(list(latest))))
         conn.execute(
             insert(E),

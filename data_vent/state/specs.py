@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from data_vent.core.spec import AssetSpec
 from data_vent.core.timeutil import utcnow
-from data_vent.state.locks import serialize
+from data_vent.state.locks import ASSET_ROWS, serialize
 from data_vent.state.models import Asset, AssetDep
 
 A = Asset.__table__
@@ -70,7 +70,7 @@ def sync_specs(engine: Engine, specs: Mapping[str, AssetSpec]) -> SyncReport:
     now = utcnow()
     report = SyncReport()
     with engine.begin() as conn:
-        serialize(conn, "sync_specs")  # runs started together must not both insert
+        serialize(conn, ASSET_ROWS)  # runs started together must not both insert
         existing = {
             r.key: r
             for r in conn.execute(
