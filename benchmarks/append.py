@@ -8,7 +8,7 @@ Prints, measured in one run:
    ``--small-gb`` file (it must not grow with the file size);
 4. 10 small appends (1,000 rows, 12 variables) on a store created by a 1,000-row write at the
    default 100 MB chunk target: chunks sized by the target only (before) against the
-   growth rule of ``writer.chunk_rows`` (after).
+   growth rule of ``chunks.chunk_rows`` (after).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_vent.store import StreamStore, writer  # noqa: E402
-from data_vent.store.writer import COMPRESSOR  # noqa: E402
+from data_vent.store import StreamStore, chunks  # noqa: E402
+from data_vent.store.chunks import COMPRESSOR  # noqa: E402
 
 NVARS = 12  # 8 float64, 2 float32, 2 int32 -> 80 bytes a row (+ time)
 
@@ -115,10 +115,10 @@ def small_appends(tmp: Path, target: int, n: int = 10, rows: int = 1000) -> dict
     """Total seconds of ``n`` appends of ``rows`` rows, before/after the chunk growth rule."""
     files = [make_file(tmp / f"small{k}.nc", rows, 3.6e9 + k * rows) for k in range(n + 1)]
     out = {}
-    saved = writer.CHUNK_GROWTH
+    saved = chunks.CHUNK_GROWTH
     try:
         for label, growth in (("before", None), ("after", saved)):
-            writer.CHUNK_GROWTH = growth
+            chunks.CHUNK_GROWTH = growth
             store = StreamStore(str(tmp / f"small-{label}.zarr"), chunk_target_bytes=target)
             store.append_files(files[:1])
             t0 = time.perf_counter()
@@ -126,7 +126,7 @@ def small_appends(tmp: Path, target: int, n: int = 10, rows: int = 1000) -> dict
                 store.append_files([f])
             out[label] = time.perf_counter() - t0
     finally:
-        writer.CHUNK_GROWTH = saved
+        chunks.CHUNK_GROWTH = saved
     return out
 
 

@@ -61,3 +61,24 @@ def netcdf4_file(
             yield ds
         finally:
             ds.close()
+
+
+def problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an OOI NetCDF file (unreadable, not NetCDF, truncated,
+    no ``time`` variable), or None: checked before a file is ingested, so that a bad file
+    is one line naming it instead of an error deep inside a write."""
+    try:
+        with netcdf4_file(path) as ds:
+            if "time" not in ds.variables:
+                return "has no 'time' variable (not an OOI data file?)"
+            ds.variables["time"][:]  # a file cut short fails here if not at open
+    except OSError as exc:
+        what = (exc.strerror or str(exc)).removeprefix("NetCDF: ")
+        if exc.errno == -51:
+            return f"is not a NetCDF file ({what})"
+        if exc.errno == -101:
+            return f"is not a readable NetCDF file: truncated or damaged ({what})"
+        return f"cannot be read ({what})"
+    except (RuntimeError, ValueError, IndexError) as exc:
+        return f"cannot be read ({type(exc).__name__}: {exc})"
+    return None

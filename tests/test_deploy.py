@@ -87,7 +87,7 @@ def prefect_api(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 45
+        deadline = time.monotonic() + 120  # a loaded 2-core machine needs it
         while True:
             try:
                 if httpx.get(f"{api}/health", timeout=2).status_code == 200:

@@ -158,8 +158,9 @@ def test_stac_catalog_validates_and_opens(isolated_env: Path, tmp_path: Path, mo
             "https://stac-extensions.github.io/datacube/v2.2.0/schema.json",
             "https://stac-extensions.github.io/xarray-assets/v1.0.0/schema.json",
         }
-        opened = xr.open_dataset(asset.get_absolute_href(), **asset.extra_fields[
-            "xarray:open_kwargs"])  # fmt: skip
+        kwargs = dict(asset.extra_fields["xarray:open_kwargs"])
+        assert kwargs.pop("engine") == "zarr"  # a Zarr store, not NetCDF: open_zarr
+        opened = xr.open_zarr(asset.get_absolute_href(), **kwargs)
         assert opened.sizes["time"] == expected[t].size
         ext = collections[t.split("-")[0]].extent.temporal.intervals[0]
         assert ext[0] is not None and ext[1] is not None

@@ -171,11 +171,11 @@ def test_missing_variable_in_integer_without_fill(tmp_path):
     store = StreamStore(url, chunk_target_bytes=1 << 12)
     store.append_files([a])
     out = store.append_files([b])
-    assert {"missing_variable", "fill_value_assigned"} <= rules(out)
+    assert {"missing_variable", "absent_rows_masked"} <= rules(out)
     g = zarr.open_consolidated(url, mode="r", zarr_format=2)
-    dep = g["deployment"]
-    assert dep.dtype == np.int32 and (dep[100:] == dep.fill_value).all()
-    assert (dep[:100] == 1).all() or (dep[:100] != dep.fill_value).all()
+    dep, absent = g["deployment"], g["deployment_absent"]
+    assert dep.dtype == np.int32 and dep.fill_value is None  # no fill: no float for readers
+    assert (dep[:100] == 1).all() and not absent[:100].any() and absent[100:].all()
 
 
 def test_ingest_files_entry(tmp_path):

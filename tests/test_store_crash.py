@@ -32,7 +32,7 @@ except ImportError:
 
 pytest_plugins = [F.__name__]
 
-TARGET = 1 << 12  # small chunks: many objects, many instants to be killed at
+TARGET = 1 << 15  # small chunks (512 rows): many objects, many instants to be killed at
 CHILD = f"""
 import sys, time
 from data_vent.store import StreamStore

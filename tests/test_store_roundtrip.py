@@ -12,7 +12,12 @@ import zarr
 
 from data_vent.ncio import load_dataset, netcdf4_file
 from data_vent.store import NormalizedFile, StreamStore
-from data_vent.store.normalize import DROPPED_STRINGS, epoch_offset_seconds
+from data_vent.store.normalize import (
+    DROPPED_STRINGS,
+    STR_DTYPE,
+    epoch_offset_seconds,
+    strings_from_raw,
+)
 
 try:  # tests/ as a package or as a rootdir-inserted folder
     from tests import store_fixtures as F
@@ -73,7 +78,8 @@ def test_file_round_trips(path, tmp_path):
     assert "time" in ds.dims and ds.sizes["time"] == outcome.rows_total
     assert group["time"].dtype == np.float64
     assert group["time"].attrs["units"].startswith("seconds since 1900-01-01")
-    assert set(ds.coords) <= set(ds.dims)  # only dimension coordinates
+    # the source's coordinates, as plain xarray opens the source file (obs swapped out)
+    assert set(ds.coords) == set(load_dataset(path).coords) - {"obs"}
     assert group["time"].compressors[0].get_config()["cname"] == "zstd"
     assert group["time"].compressors[0].get_config()["shuffle"] == 2
 
@@ -101,10 +107,43 @@ def test_chars_become_strings(tmp_path):
         v.decode() if isinstance(v, bytes) else v for v in src["date_time_string"].values
     ]
     assert "id" not in ds and "provenance" not in ds
-    # lat/lon and integer variables survive at their own dtype for a plain consumer
+    # integer variables survive at their own dtype for a plain consumer
     raw = xr.open_zarr(url, consolidated=True, mask_and_scale=False)
     assert raw["pressure_mbar"].dtype == np.int32 and raw["status"].dtype == np.uint8
-    assert "lat" in ds.data_vars and "lon" in ds.data_vars
+
+
+@pytest.mark.parametrize(
+    ("name", "coords"),
+    [
+        ("CE02SHSM-SBD11-04-VELPTA000", {"time", "lat", "lon"}),
+        ("CE02SHSP-SP001-08-CTDPFJ000", {"time", "pressure"}),
+        (
+            "deployment0006_CE05MOAS-GL319-00",
+            {"time", "m_gps_lat", "m_gps_lon", "sci_water_pressure_dbar"},
+        ),
+    ],
+)
+def test_coordinates_stay_coordinates(tmp_path, name, coords):
+    """lat, lon, pressure: coordinates in the source (for plain xarray) and in the store."""
+    path = next(p for p in NC_FILES if name in p.name)
+    url = str(tmp_path / "s")
+    StreamStore(url).append_files([path])
+    ds = xr.open_zarr(url, consolidated=True)
+    assert set(ds.coords) == coords == set(load_dataset(path).coords) - {"obs"}
+    assert all(ds[c].dims == ("time",) for c in coords)
+    with NormalizedFile(path) as nf:  # the in-memory view agrees
+        assert set(nf.dataset().coords) == coords
+
+
+def test_coordinates_across_an_append(tmp_path):
+    url = str(tmp_path / "ctd")
+    store = StreamStore(url, chunk_target_bytes=1 << 14)
+    store.append_files([F.GLIDER_CTD[0]])
+    assert set(xr.open_zarr(url, consolidated=True).coords) == {"time"}
+    store.append_files([F.GLIDER_CTD[1]])  # SE 1.10 declares the CTD pressure a coordinate
+    ds = xr.open_zarr(url, consolidated=True)
+    assert set(ds.coords) == {"time", "sci_water_pressure_dbar"}
+    assert set(ds.coords) == set(load_dataset(F.GLIDER_CTD[1]).coords) - {"obs"}
 
 
 def test_lazy_open_reads_pieces(tmp_path):
@@ -115,3 +154,15 @@ def test_lazy_open_reads_pieces(tmp_path):
         picked = nf.read("pressure", np.array([5, 3, 3, 100]))
         full = nf.read("pressure")
         np.testing.assert_array_equal(picked, full[[5, 3, 3, 100]])
+
+
+def test_char_arrays_become_strings_in_one_cast():
+    """Vectorized (issue 11.6): ASCII rows in one cast to StringDType, others decoded."""
+    raw = np.array(
+        [b"2016-01-01T00:00:00", b"caf\xc3\xa9", b"caf\xe9", b"a\x00b", b""], dtype="S19"
+    )
+    out = strings_from_raw(raw.view("S1").reshape(5, 19), 19)
+    assert out.dtype == STR_DTYPE  # no per-row Python objects
+    assert list(out) == ["2016-01-01T00:00:00", "café", "café", "a\x00b", ""]
+    big = np.full(1_000_000, b"2016-01-01T00:00:00", dtype="S19").view("S1").reshape(-1, 19)
+    assert strings_from_raw(big, 19).dtype == STR_DTYPE

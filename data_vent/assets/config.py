@@ -40,6 +40,24 @@ KIND_CODE_VERSIONS = {
 CATALOG_KEY = "catalog"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last
+    value silently: the first one would vanish without a word)."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"key '{key}' appears twice in one mapping (lines {seen[key]} and "
+                    f"{line}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _freshness(value: FreshnessConfig | None) -> FreshnessPolicy | None:
     return None if value is None else FreshnessPolicy(warn=value.warn, fail=value.fail)
 
@@ -157,7 +175,9 @@ def load_file(file: Path) -> list[AssetSpec]:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -19,7 +19,13 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from data_vent.core.errors import ConfigError
-from data_vent.core.records import InputVersion, Observation, PreviousState, Reason
+from data_vent.core.records import (
+    InputVersion,
+    Observation,
+    ObserveFailure,
+    PreviousState,
+    Reason,
+)
 from data_vent.core.spec import AssetSpec
 from data_vent.core.vocab import Action, Outcome
 
@@ -71,8 +77,10 @@ class AssetKind:
 
     def observe(
         self, specs: Sequence[AssetSpec], settings: Settings, engine: Engine
-    ) -> list[Observation]:
-        """Sources only: report the current state of each source in ``specs``."""
+    ) -> list[Observation | ObserveFailure]:
+        """Sources only: report the current state of each source in ``specs``, or an
+        ``ObserveFailure`` for a source that could not be seen (its freshness is then
+        UNKNOWN until it is seen again; never silently the last known state)."""
         raise NotImplementedError(f"asset kind {self.name!r} is not observable")
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:

@@ -36,14 +36,14 @@ from data_vent.core.errors import (
     OOINoData,
     OOINotFound,
     OOIRequestFailed,
-    OOIUnavailable,
 )
-from data_vent.core.records import Observation, input_version_record
+from data_vent.core.records import Observation, ObserveFailure, input_version_record
 from data_vent.core.snapshot import RequestRecord
 from data_vent.core.timeutil import to_naive_utc
 from data_vent.core.vocab import Action, Outcome, ReasonCode, RequestStatus
 from data_vent.ooi import requests_state as rq
 from data_vent.ooi.client import OOIClient
+from data_vent.ooi.ratelimit import limiter_for
 from data_vent.settings import Settings
 
 log = logging.getLogger("data_vent.ooi")
@@ -67,17 +67,22 @@ class OOISourceKind(AssetKind):
         return f"{settings.ooi_url.rstrip('/')}/{path}"
 
     def observe(self, specs, settings, engine):
+        """One entry per source: its observation, or why it could not be observed."""
+        from data_vent.core.keys import source_key
         from data_vent.ooi.observe import observe_instruments
 
         tables = [s.key.removeprefix("ooi/") for s in specs]
-        with OOIClient(settings) as client:
-            result = observe_instruments(client, tables, settings.observe_concurrency)
-        if result.errors and all(o.discontinued for o in result):
-            # nothing answered: say so once, rather than one line per instrument
-            first = result.errors[0]
-            if first.error_type == "OOIUnavailable":
-                raise OOIUnavailable(first.error)
-        return list(result)
+        width = settings.observe_concurrency
+        if settings.ooi_max_calls > 0:  # more threads than slots would only queue
+            width = min(width, settings.ooi_max_calls)
+        with OOIClient(settings, limiter=limiter_for(settings, engine)) as client:
+            result = observe_instruments(client, tables, width)
+        failures = [
+            ObserveFailure(source_key(table), e.error, e.error_type)
+            for e in result.errors
+            for table in e.tables
+        ]
+        return [*result, *failures]
 
 
 class OOIStreamKind(AssetKind):
@@ -92,6 +97,7 @@ class OOIStreamKind(AssetKind):
             f"{settings.resolved_storage()}/{key}",
             settings.storage_options(),
             settings.chunk_target_bytes,
+            table=key,
         )
 
     def exists(self, spec, settings) -> bool:
@@ -117,7 +123,9 @@ class OOIStreamKind(AssetKind):
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
         job = choose_range(ctx, self.store(ctx.spec.key, ctx.settings))
         try:
-            with OOIClient(ctx.settings) as client:
+            with OOIClient(
+                ctx.settings, limiter=limiter_for(ctx.settings, ctx.engine)
+            ) as client:
                 req = request_or_resume(job, client)
                 req = wait_for(job, client, req)
                 with tempfile.TemporaryDirectory(
@@ -287,7 +295,7 @@ def write(job: StreamJob, req: RequestRecord, paths: list[Path]) -> MaterializeR
 
 
 def _result(store: Any, meta: dict, input_versions: dict | None = None) -> MaterializeResult:
-    from data_vent.store.writer import data_version
+    from data_vent.store.outcome import data_version
 
     info = store.info()
     return MaterializeResult(

@@ -1,4 +1,5 @@
-"""The typer application, its shared options, the settings it builds, and ``main``."""
+"""The typer application, its shared options, the settings it builds, and ``main``: the one
+place an error becomes an exit code and one line on stderr."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from data_vent.core.errors import DataVentError
+from data_vent.cli.quiet import route_logs
 from data_vent.settings import Settings, get_settings
 
 app = typer.Typer(
-    help="data-vent: harvest OOI streams into Zarr stores as an asset graph on Prefect 3.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -57,16 +57,41 @@ def workspace(config_dir: Path | None):
     return Workspace.load(settings_for(config_dir))
 
 
-def prefect_quiet() -> None:
-    """Offline-friendly Prefect defaults for CLI runs (the caller's env wins)."""
-    defaults = {
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    }
-    for k, v in defaults.items():
-        os.environ.setdefault(k, v)
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Prefect's and data-vent's logs.")
+    ] = False,
+) -> None:
+    """data-vent: harvest OOI streams into Zarr stores as an asset graph on Prefect 3."""
+    route_logs(verbose)
+
+
+def error_line(message: str) -> None:
+    """One line on stderr (secrets masked): how every error and failure is shown."""
+    from data_vent.cli.errors import flat
+
+    err.print(f"[red]error:[/red] {_redacted(flat(message))}", highlight=False)
+
+
+def _redacted(text: str) -> str:
+    from data_vent.run.runner import redact
+
+    try:
+        return redact(text, get_settings())
+    except Exception:  # the settings themselves are bad: their values are not in `text`
+        return text
+
+
+def _safe_settings() -> Settings | None:
+    try:
+        return get_settings()
+    except Exception:
+        return None
+
+
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+"""click's usage errors, as the click that typer uses spells them (typer vendors one)."""
 
 
 EPHEMERAL_HINT = (
@@ -92,28 +117,20 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except DataVentError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+    except _CLICK_ERROR as exc:  # usage errors: click's message, on one line
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        error_line(f"{where}{exc.format_message()}{hint}")
         sys.exit(exc.exit_code)
-    except (typer.BadParameter, typer.Abort) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # last resort: still one line
-        import click
+    except Exception as exc:
+        from data_vent.cli.errors import classify
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
         if os.environ.get("DATA_VENT_DEBUG"):
             raise
-        from data_vent.run.runner import one_line, redact
-
-        err.print(
-            f"[red]error:[/red] {redact(one_line(exc), get_settings())} "
-            "(set DATA_VENT_DEBUG=1 for the traceback)",
-            highlight=False,
-        )
-        sys.exit(1)
+        shown = classify(exc, _safe_settings)
+        error_line(str(shown))
+        sys.exit(shown.exit_code)

@@ -17,11 +17,12 @@ from data_vent.cli.app import (
     db_app,
     ephemeral_hint,
     err,
-    prefect_quiet,
+    error_line,
     settings_for,
     workspace,
 )
 from data_vent.core.errors import BadInput
+from data_vent.core.vocab import Outcome
 from data_vent.settings import Settings
 
 GRAPH_FORMATS = ("mermaid", "dot", "html")
@@ -80,6 +81,8 @@ def materialize(
     """Rematerialize the selected assets that are stale (all of them with --force)."""
     ws = workspace(config_dir)
     ws.select(selection)  # bad selection: exit 2 before Prefect starts
+    if not dry_run:
+        check_storage(ws.settings)
     if dry_run:
         ws.sync()
         render.plan_table(
@@ -101,17 +104,26 @@ def materialize(
 def harvest(config_dir: ConfigDir = None):
     """Run the daily freshness-driven harvest once (observe, plan, materialize the stale)."""
     ws = workspace(config_dir)  # bad config: exit 2 before Prefect starts
+    check_storage(ws.settings)
     result = _run_with_progress("daily_harvest", ws.settings)
     raise typer.Exit(0 if result["ok"] else 1)
 
 
+def check_storage(settings: Settings) -> None:
+    """A writing command's storage root must be writable: exit 2 before anything starts."""
+    from data_vent.run.preflight import check_storage as check
+
+    check(settings)
+
+
 def _run_with_progress(flow_name: str, settings: Settings, **params: Any) -> dict[str, Any]:
+    """Run a flow with a progress bar; then the summary (stdout) and one line on stderr per
+    failed asset and per source that could not be observed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from data_vent import flows
     from data_vent.run import runner
 
-    prefect_quiet()
     ephemeral_hint()
     with Progress(
         TextColumn("{task.description}"),
@@ -119,6 +131,7 @@ def _run_with_progress(flow_name: str, settings: Settings, **params: Any) -> dic
         MofNCompleteColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a pipe or a log file gets no bar (nor its newline)
     ) as progress:
         bar = progress.add_task("planning", total=None)
 
@@ -134,6 +147,11 @@ def _run_with_progress(flow_name: str, settings: Settings, **params: Any) -> dic
         finally:
             runner.remove_listener(listen)
     render.run_summary(result)
+    for key, out in result["outcomes"].items():  # the failures; what they held up is in
+        if out["status"] == Outcome.FAILED:  # the summary ("skipped: upstream failed")
+            error_line(f"{key} failed: {out['error'] or 'no message'}")
+    for message in (result.get("observed") or {}).get("errors", []):
+        error_line(f"could not observe OOI: {message}")
     return result
 
 
@@ -195,8 +213,11 @@ def observe(selection: Selection = None, config_dir: ConfigDir = None):
     ws = workspace(config_dir)
     ws.sync()
     keys = ws.sources_of(ws.select(selection)) if selection else None
-    changed, total = ws.observe(keys)
-    render.observe_table(changed, total)
+    seen = ws.observe(keys)
+    render.observe_table(seen.changed, seen.total)
+    for message in seen.messages():
+        error_line(f"could not observe OOI: {message}")
+    raise typer.Exit(1 if seen.failures else 0)
 
 
 @db_app.command("upgrade")
@@ -267,7 +288,6 @@ def demo(
     from data_vent.run.workspace import Workspace
     from data_vent.views.status import status_rows
 
-    prefect_quiet()
     result = run_demo(home, days=days, console=console)
     ws = Workspace.load(result["settings"])
     snap = ws.snapshot()
@@ -359,6 +379,7 @@ def ingest(
     rebuild: Annotated[bool, typer.Option(help="Replace the store with these files.")] = False,
 ):
     """Ingest local OOI NetCDF files into an asset's store, with the harvest's append rules."""
+    from data_vent import ncio
     from data_vent.run import runner
     from data_vent.run.ingest import ingest as ingest_into
 
@@ -371,6 +392,13 @@ def ingest(
             )
 
     ws = workspace(config_dir)
+    for f in files:
+        if not f.is_file():
+            raise BadInput(f"{f}: no such file; pass OOI NetCDF files")
+        why = ncio.problem(f)
+        if why is not None:
+            raise BadInput(f"{f}: {why}; pass the OOI NetCDF files of {asset}")
+    check_storage(ws.settings)
     runner.add_listener(told)
     try:
         outcome = ingest_into(ws, asset, files, rebuild)

@@ -149,6 +149,7 @@ def repair_table(rows: Mapping[str, Mapping[str, Any]]) -> None:
 def run_summary(result: Mapping[str, Any]) -> None:
     repaired_lines(result.get("repaired") or {})
     outcomes = result["outcomes"]
+    unseen = (result.get("observed") or {}).get("failed") or []
     gone = sorted(
         k
         for k, n in (result.get("not_planned") or {}).items()
@@ -161,7 +162,12 @@ def run_summary(result: Mapping[str, Any]) -> None:
             soft_wrap=True,
         )
     if not outcomes:
-        console.print(NOTHING_TO_DO)
+        console.print(
+            NOTHING_TO_DO
+            if not unseen
+            else f"Nothing was materialized; {len(unseen)} sources could not be observed, "
+            "so their assets' freshness is UNKNOWN (`data-vent status`)."
+        )
         return
     cols = [
         Col("asset", key=True),
@@ -193,6 +199,8 @@ def run_summary(result: Mapping[str, Any]) -> None:
     counts: dict[str, int] = {}
     for o in outcomes.values():
         counts[str(o["status"])] = counts.get(str(o["status"]), 0) + 1
+    if unseen:
+        counts["sources not observed"] = len(unseen)
     console.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
 

@@ -23,6 +23,18 @@ class ConfigError(BadInput):
     pass
 
 
+class ServiceUnavailable(DataVentError):
+    """A service (state DB, S3, OOI) cannot be reached or timed out: exit 1, try later."""
+
+
+class StateDBUnavailable(ServiceUnavailable):
+    """The state database does not answer."""
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The storage root (S3) does not answer."""
+
+
 class SelectionError(BadInput):
     """A selection that does not parse or names an unknown asset."""
 
@@ -77,7 +89,7 @@ class OOIError(DataVentError):
         self.ooi_message = ooi_message
 
 
-class OOIUnavailable(OOIError):
+class OOIUnavailable(OOIError, ServiceUnavailable):
     """OOINet cannot be reached, timed out, answered 5xx or a maintenance page: try later."""
 
 

@@ -42,6 +42,22 @@ class Observation:
         return out
 
 
+@dataclass(frozen=True)
+class ObserveFailure:
+    """A source that could not be observed (auth refused, OOI down): its freshness is
+    UNKNOWN, with this error, until an observation succeeds again."""
+
+    source_key: str
+    error: str
+    error_type: str = "OOIError"
+    failed_at: datetime | None = None
+
+    @property
+    def auth(self) -> bool:
+        """The credentials were refused: the operator must fix settings (exit 2)."""
+        return self.error_type == "OOIAuthError"
+
+
 @dataclass
 class Reason:
     """Why an asset is stale, with the values a person needs to understand it."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from data_vent.core.records import Observation
+from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.vocab import Outcome, RequestStatus
 
 
@@ -85,6 +85,8 @@ class StateSnapshot:
     assets: dict[str, AssetState] = field(default_factory=dict)
     observations: dict[str, Observation] = field(default_factory=dict)
     requests: dict[str, RequestRecord] = field(default_factory=dict)
+    observe_errors: dict[str, ObserveFailure] = field(default_factory=dict)
+    """Sources whose latest observation failed (freshness UNKNOWN, with the error)."""
     queries: int = 0
 
     def state(self, key: str) -> AssetState:

@@ -83,6 +83,8 @@ class AssetStatus(StrEnum):
     WAITING = "waiting"
     STALE = "stale"
     FRESH = "fresh"
+    UNKNOWN = "unknown"
+    """Its source could not be observed (auth refused, OOI down): never shown as fresh."""
     DISCONTINUED = "discontinued"
     """Its source is gone from OOI's table of contents: kept, not harvested, not failed."""
     SOURCE = "source"
@@ -93,6 +95,8 @@ class NotPlannedCode(StrEnum):
     """Why a candidate asset is left out of a plan."""
 
     FRESH = "fresh"
+    UNOBSERVED = "unobserved"
+    """Its source's latest observation failed: freshness unknown."""
     SOURCE_BEHIND = "source_behind"
     WAITING = "waiting"
     UPSTREAM_FAILED = "upstream_failed"

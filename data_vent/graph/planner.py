@@ -37,6 +37,7 @@ from typing import Any
 
 import networkx as nx
 
+from data_vent.core.gcpause import gc_paused
 from data_vent.core.plan import NO_SUCCESS, PlanItem
 from data_vent.core.records import Observation, Reason, input_version_record
 from data_vent.core.snapshot import AssetState, StateSnapshot, SuccessRecord
@@ -79,6 +80,8 @@ class Freshness:
     source_lag: timedelta | None = None
     source_end: datetime | None = None
     store_end: datetime | None = None
+    error: str | None = None
+    """Why the state is UNKNOWN when the source's latest observation failed."""
 
 
 @dataclass
@@ -243,6 +246,14 @@ def freshness_of(
             end,
             store_end,
         )
+    failed = snapshot.observe_errors.get(sources[0])
+    if failed is not None:  # what OOI holds now is unknown: never PASS by accident
+        return Freshness(
+            FreshnessState.UNKNOWN,
+            source_end=obs.end_time if obs else None,
+            store_end=last.time_max if last else None,
+            error=failed.error,
+        )
     if obs is None or obs.end_time is None:
         return Freshness(FreshnessState.UNKNOWN, store_end=last.time_max if last else None)
     source_lag = max(now - obs.end_time, timedelta(0))
@@ -294,6 +305,34 @@ def plan(
     are siblings of ``x``, not what was asked for). ``force`` and
     ``refresh`` apply to the selected assets only.
     """
+    with gc_paused():
+        return _plan(
+            specs,
+            graph,
+            snapshot,
+            now,
+            selection,
+            force=force,
+            refresh=refresh,
+            include_upstream=include_upstream,
+            exists=exists,
+            upstream_of=upstream_of,
+        )
+
+
+def _plan(
+    specs: Mapping[str, AssetSpec],
+    graph: nx.DiGraph,
+    snapshot: StateSnapshot,
+    now: datetime,
+    selection: set[str] | None,
+    *,
+    force: bool,
+    refresh: bool,
+    include_upstream: bool,
+    exists: Mapping[str, bool] | None,
+    upstream_of: set[str] | None,
+) -> Plan:
     result = Plan(now=now)
     order = list(nx.topological_sort(graph))
     exists = exists or {}
@@ -432,6 +471,13 @@ def _why_not(
             {"inputs": failed},
         )
     fr = result.freshness.get(key)
+    if fr is not None and fr.error is not None:
+        return NotPlanned(
+            key,
+            NotPlannedCode.UNOBSERVED,
+            f"freshness unknown: its source could not be observed ({fr.error})",
+            {"error": fr.error},
+        )
     spec = specs[key]
     policy = spec.freshness or DEFAULT_FRESHNESS
     if (

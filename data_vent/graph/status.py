@@ -16,20 +16,32 @@ HEADLINE_ORDER = (
     AssetStatus.MISSING,
     AssetStatus.WAITING,
     AssetStatus.STALE,
+    AssetStatus.UNKNOWN,
     AssetStatus.FRESH,
 )
 """When several statuses hold, the graph colours a node by the first."""
 
 
 def asset_status(key: str, plan: Plan, snapshot: StateSnapshot) -> frozenset[AssetStatus]:
-    """Every status that holds for ``key``: ``stale`` or ``fresh``, plus ``failed`` (its last
-    attempt failed), ``missing``, ``waiting`` and ``discontinued`` (OOI no longer lists its
-    source); an observable source is just ``source``."""
+    """Every status that holds for ``key``: ``stale``, ``unknown`` (its source could not be
+    observed) or ``fresh``, plus ``failed`` (its last attempt failed), ``missing``,
+    ``waiting`` and ``discontinued`` (OOI no longer lists its source); an observable source
+    is just ``source``."""
     own = plan.stale.get(key)
     if own is None:  # observable sources have no status of their own
         return frozenset({AssetStatus.SOURCE})
     codes = {r.code for r in own}
-    out = {AssetStatus.STALE if (codes or plan.item(key)) else AssetStatus.FRESH}
+    fr = plan.freshness.get(key)
+    unseen = fr is not None and fr.error is not None
+    out = {
+        AssetStatus.STALE
+        if (codes or plan.item(key))
+        else AssetStatus.UNKNOWN
+        if unseen
+        else AssetStatus.FRESH
+    }
+    if unseen:
+        out.add(AssetStatus.UNKNOWN)
     att = snapshot.state(key).last_attempt
     if att is not None and att.status == Outcome.FAILED:
         out.add(AssetStatus.FAILED)
@@ -37,7 +49,6 @@ def asset_status(key: str, plan: Plan, snapshot: StateSnapshot) -> frozenset[Ass
         out.add(AssetStatus.MISSING)
     if ReasonCode.WAITING in codes:
         out.add(AssetStatus.WAITING)
-    fr = plan.freshness.get(key)
     if fr is not None and fr.state == FreshnessState.DISCONTINUED:
         out.add(AssetStatus.DISCONTINUED)
     return frozenset(out)

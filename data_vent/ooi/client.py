@@ -2,7 +2,9 @@
 
 Every failure becomes a typed :mod:`data_vent.core.errors` error whose message names the URL
 (credentials stripped) and what to do. Retries (urllib3 ``Retry``, exponential backoff with
-jitter) cover connection errors, read timeouts and 5xx on GET, which is all M2M uses.
+jitter) cover connection errors, read timeouts, 5xx and 429 on GET, which is all M2M uses; a
+``Retry-After`` (429, 503) is honoured up to ``ooi_retry_after_max`` seconds. 401/403 are
+never retried: they are the operator's to fix (``OOIAuthError``, exit 2).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
@@ -54,13 +56,34 @@ from data_vent.ooi.thredds import (
 )
 from data_vent.settings import Settings
 
+if TYPE_CHECKING:
+    from data_vent.ooi.ratelimit import CallLimiter
+
 log = logging.getLogger(__name__)
 
 SENSOR_PORT = "12576"
 PRELOAD_PORT = "12575"
 ANNO_PORT = "12580"
 EVENTS_PORT = "12587"
-_RETRY_STATUS = (500, 502, 503, 504)
+_RETRY_STATUS = (429, 500, 502, 503, 504)
+_NOT_PROCESSED = (429,)
+"""Statuses that say the request was not processed: safe to retry even a data request."""
+
+
+class _CappedRetry(Retry):
+    """urllib3's ``Retry``, honouring ``Retry-After`` up to ``retry_after_cap`` seconds (a
+    server asking for an hour must not stall a worker for an hour; urllib3's own
+    ``retry_after_max`` is recent and defaults to 6 h)."""
+
+    retry_after_cap: float = 120.0
+
+    def get_retry_after(self, response) -> float | None:  # type: ignore[override]
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.retry_after_cap)
+
+
+def _retry_class(cap: float) -> type[Retry]:
+    return type("CappedRetry", (_CappedRetry,), {"retry_after_cap": float(cap)})
 
 
 def redact_url(url: str) -> str:
@@ -116,8 +139,15 @@ class OOIClient:
     ``annotations``, ``estimate`` (a data request's size, no request made) and ``catalog``.
     """
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        limiter: CallLimiter | None = None,
+    ):
         self.settings = settings
+        self.limiter = limiter
+        """Shared cap on concurrent calls (every worker on the state DB); None: no cap."""
         parts = urlsplit(settings.ooi_url.rstrip("/"))
         url_user, url_pass = parts.username, parts.password
         self.base_url = redact_url(settings.ooi_url.rstrip("/"))
@@ -127,7 +157,7 @@ class OOIClient:
         token = settings.ooi_token.get_secret_value() if settings.ooi_token else url_pass
         if user and token:
             self.session.auth = (user, token)
-        retry = Retry(
+        retry = _retry_class(settings.ooi_retry_after_max)(
             total=max(0, settings.ooi_retries),
             connect=max(0, settings.ooi_retries),
             read=max(0, settings.ooi_retries),
@@ -150,7 +180,9 @@ class OOIClient:
         self._once = requests.Session()
         self._once.auth = self.session.auth
         once = HTTPAdapter(
-            max_retries=retry.new(read=0, status=0, total=max(0, settings.ooi_retries)),
+            max_retries=retry.new(
+                read=0, status_forcelist=_NOT_PROCESSED, total=max(0, settings.ooi_retries)
+            ),
             pool_maxsize=4,
         )
         self._once.mount("http://", once)
@@ -172,7 +204,18 @@ class OOIClient:
         url = f"{self.base_url}/{path.lstrip('/')}"
         return f"{url}?{urlencode(params)}" if params else url
 
+    def _slot(self) -> contextlib.AbstractContextManager:
+        """One of the shared OOI call slots, held until the answer has been read."""
+        return self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
+
     def _get(self, url: str, *, stream: bool = False, once: bool = False) -> requests.Response:
+        """GET ``url``; a streamed answer must be read inside the caller's own ``_slot``."""
+        if stream:
+            return self._send(url, stream=True, once=once)
+        with self._slot():
+            return self._send(url, stream=False, once=once)
+
+    def _send(self, url: str, *, stream: bool, once: bool) -> requests.Response:
         shown = redact_url(url)
         session = self._once if once else self.session
         try:
@@ -205,9 +248,20 @@ class OOIClient:
             return
         where = {"url": shown, "status_code": code}
         if code in (401, 403):
+            given = self.session.auth is not None
             raise OOIAuthError(
                 f"OOI refused the credentials ({code}) at {shown}; "
-                "set OOI_USERNAME and OOI_TOKEN",
+                + (
+                    "check OOI_USERNAME and OOI_TOKEN (your OOINet API user and token)"
+                    if given
+                    else "no credentials are set: set OOI_USERNAME and OOI_TOKEN"
+                ),
+                **where,
+            )
+        if code == 429:
+            raise OOIUnavailable(
+                f"OOI is rate limiting (429) at {shown} after "
+                f"{self.settings.ooi_retries} retries; try again later",
                 **where,
             )
         if code >= 500:
@@ -403,6 +457,10 @@ class OOIClient:
         dest_dir.mkdir(parents=True, exist_ok=True)
         final = dest_dir / file.name
         tmp = dest_dir / f".{file.name}.part-{os.getpid()}"
+        with self._slot():  # one call slot for the whole transfer
+            return self._stream_to(file, tmp, final, chunk)
+
+    def _stream_to(self, file: ThreddsFile, tmp: Path, final: Path, chunk: int) -> Path:
         shown = redact_url(file.url)
         resp = self._get(file.url, stream=True)
         try:

@@ -46,6 +46,7 @@ def ingest(
             ctx.storage_url(),
             ws.settings.storage_options(),
             ws.settings.chunk_target_bytes,
+            asset,
         )
         paths = [str(f) for f in files]
         outcome = store.rebuild_from_files(paths) if rebuild else store.append_files(paths)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 
 from data_vent.assets.config import load_specs
 from data_vent.assets.kinds import get_kind
-from data_vent.core.errors import ConfigError, SelectionError
+from data_vent.core.errors import ConfigError, OOIAuthError, OOIUnavailable, SelectionError
 from data_vent.core.plan import PlanItem
-from data_vent.core.records import Observation
+from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.snapshot import StateSnapshot
 from data_vent.core.spec import AssetSpec
 from data_vent.core.timeutil import utcnow
@@ -23,12 +23,38 @@ from data_vent.graph.planner import Plan, ancestors_of, plan
 from data_vent.graph.selection import Selected, parse, select_anchored, uses_state
 from data_vent.graph.status import PlanStateView
 from data_vent.run.repair import pending_repairs, repair_assets
-from data_vent.run.runner import AssetOutcome, materialize_asset, run_generations
+from data_vent.run.runner import AssetOutcome, execution_order, materialize_asset
+from data_vent.run.schedule import Done, Start, run_as_ready
 from data_vent.settings import Settings, get_settings
 from data_vent.state.db import get_engine
-from data_vent.state.observations import record_observations
+from data_vent.state.observations import record_observations, record_observe_failures
 from data_vent.state.snapshot import read_snapshot
 from data_vent.state.specs import SyncReport, sync_specs
+
+
+@dataclass
+class Observed:
+    """What one observation pass found: the sources that moved, how many were asked, and
+    those that could not be seen."""
+
+    changed: list[Observation]
+    total: int
+    failures: list[ObserveFailure] = field(default_factory=list)
+
+    def messages(self) -> list[str]:
+        """One line per distinct error (one per instrument, not per stream)."""
+        return list(dict.fromkeys(f.error for f in self.failures))
+
+    def raise_if_blind(self) -> None:
+        """Credentials refused anywhere: exit 2 naming the settings; nothing seen: exit 1."""
+        auth = next((f for f in self.failures if f.auth), None)
+        if auth is not None:
+            raise OOIAuthError(auth.error)
+        if self.failures and len(self.failures) >= self.total:
+            first = self.failures[0]
+            more = len(self.messages()) - 1
+            tail = f" (and {more} other errors)" if more > 0 else ""
+            raise OOIUnavailable(f"no source could be observed: {first.error}{tail}")
 
 
 @dataclass
@@ -48,8 +74,19 @@ class Workspace:
                 "to a folder of harvest config YAMLs"
             )
         specs = load_specs(Path(config_dir))
+        for spec in specs.values():  # an unknown kind is bad input before any DB write
+            try:
+                get_kind(spec.kind)
+            except ConfigError as exc:
+                where = f"{spec.source_file}: " if spec.source_file else ""
+                raise ConfigError(f"{where}asset {spec.key!r}: {exc}") from None
         graph = build_graph(specs)
-        engine = get_engine(settings.resolved_db_url())
+        engine = get_engine(
+            settings.resolved_db_url(),
+            connect_timeout=settings.db_connect_timeout,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         return cls(settings, specs, graph, engine)
 
     def sync(self) -> SyncReport:
@@ -58,10 +95,12 @@ class Workspace:
     def snapshot(self) -> StateSnapshot:
         return read_snapshot(self.engine)
 
-    def observe(self, keys: Iterable[str] | None = None) -> tuple[list[Observation], int]:
-        """Observe sources (all, or those among ``keys``); record what changed.
+    def observe(self, keys: Iterable[str] | None = None) -> Observed:
+        """Observe sources (all, or those among ``keys``); record what changed, and which
+        sources could not be observed (their freshness is UNKNOWN until seen again).
 
-        Returns (changed observations, number of sources observed).
+        Raises after recording when nothing can be seen: credentials refused (exit 2,
+        whatever the share of sources) or every source failed (exit 1).
         """
         wanted = set(keys) if keys is not None else None
         by_kind: dict[str, list[AssetSpec]] = defaultdict(list)
@@ -69,10 +108,15 @@ class Workspace:
             if spec.observable and (wanted is None or spec.key in wanted):
                 by_kind[spec.kind].append(spec)
         observed: list[Observation] = []
+        failures: list[ObserveFailure] = []
         for kind, specs in by_kind.items():
-            observed += get_kind(kind).observe(specs, self.settings, self.engine)
+            for entry in get_kind(kind).observe(specs, self.settings, self.engine):
+                (failures if isinstance(entry, ObserveFailure) else observed).append(entry)
         changed = record_observations(self.engine, observed)
-        return changed, sum(len(v) for v in by_kind.values())
+        record_observe_failures(self.engine, failures)
+        result = Observed(changed, sum(len(v) for v in by_kind.values()), failures)
+        result.raise_if_blind()
+        return result
 
     def sources_of(self, keys: Iterable[str]) -> set[str]:
         """Sources among ``keys`` and their ancestors (what a targeted run must look at)."""
@@ -118,29 +162,49 @@ class Workspace:
         self,
         planned: Plan,
         run_id: str,
-        run_batch: Callable[[list[PlanItem]], list[AssetOutcome]] | None = None,
+        start: Start | None = None,
+        max_running: int | None = None,
+        items: list[PlanItem] | None = None,
+        prior: Mapping[str, AssetOutcome] | None = None,
         flow_run_id: str | None = None,
     ) -> dict[str, AssetOutcome]:
-        """Run a plan generation by generation; ``run_batch`` runs one generation (Prefect
-        tasks in the flows), by default one asset after another in this process."""
-        if run_batch is None:
+        """Run a plan, each asset as soon as its planned inputs are done. ``start`` hands
+        an asset to the executor (Prefect tasks in the flows); by default it runs here and
+        now, one asset after another. ``items``: a part of the plan only; ``prior``: the
+        outcomes of its planned inputs that ran elsewhere."""
+        if start is None:
 
-            def run_batch(items: list[PlanItem]) -> list[AssetOutcome]:
-                return [
-                    materialize_asset(it, self.specs, self.settings, self.engine, run_id)
-                    for it in items
-                ]
+            def start(item: PlanItem, done: Done) -> None:
+                done(
+                    materialize_asset(
+                        item, self.specs, self.settings, self.engine, run_id, flow_run_id
+                    )
+                )
 
         tolerant = {k for k in planned.keys if get_kind(self.specs[k].kind).partial_inputs_ok}
-        return run_generations(
-            planned.generations,
+        if items is None:
+            items = [it for gen in planned.generations for it in gen]
+        wanted = {it.key for it in items}
+        # each run starts a generation's assets in its own order (seeded by the run id):
+        # runs started together begin on different assets and share the work by leases
+        by_run = [
+            it
+            for gen in planned.generations
+            for it in execution_order([i for i in gen if i.key in wanted], run_id)
+        ]
+        by_run += [it for it in items if it.key not in {i.key for i in by_run}]
+        done = run_as_ready(
+            by_run,
             self.graph,
             self.engine,
             run_id,
-            run_batch,
+            start,
             tolerant,
+            max_running,
+            prior,
             flow_run_id=flow_run_id,
         )
+        return {it.key: done[it.key] for it in items}  # reported in plan order
 
     def repair(
         self, run_id: str, keys: Iterable[str] | None = None, wait: float = 0.0

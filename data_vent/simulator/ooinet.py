@@ -72,6 +72,9 @@ class OOINet:
         self.serve_toc = True
         """False: ``sensor/inv/toc`` is unknown (404), like an OOI without it."""
         self.counters: dict[str, Counter[str]] = {}
+        self.calls_in_flight = 0
+        self.peak_calls = 0
+        """Most M2M/THREDDS calls the simulator was answering at once (since a reset)."""
         self._fault_hits: Counter[tuple[str, str]] = Counter()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="data-vent-sim-"))
@@ -161,6 +164,17 @@ class OOINet:
     def reset_counters(self) -> None:
         with self.lock:
             self.counters.clear()
+            self.peak_calls = self.calls_in_flight
+
+    def call_started(self) -> None:
+        """An M2M or THREDDS call came in (what a rate limit on OOI must bound)."""
+        with self.lock:
+            self.calls_in_flight += 1
+            self.peak_calls = max(self.peak_calls, self.calls_in_flight)
+
+    def call_finished(self) -> None:
+        with self.lock:
+            self.calls_in_flight -= 1
 
     def fault(self, table: str, name: str) -> dict[str, Any] | None:
         """The fault's params if it fires now (``times`` limits how often it fires)."""

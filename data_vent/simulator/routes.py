@@ -38,14 +38,22 @@ class Answer:
     length: int | None = None
     """Content-Length to announce when it is not the body's (a connection cut short)."""
     close: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Extra headers (``Retry-After`` of a 429)."""
 
 
 class Reply(Exception):  # noqa: N818 - an answer, not an error
     """An answer decided deep inside a handler (a fault, a 404)."""
 
-    def __init__(self, status: int, body: Any, ctype: str = "application/json"):
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        ctype: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ):
         super().__init__(status)
-        self.answer = Answer(status, body, ctype)
+        self.answer = Answer(status, body, ctype, headers=dict(headers or {}))
 
 
 @dataclass
@@ -131,8 +139,18 @@ def dispatch(call: Call) -> Answer:
 # -- M2M: sensor inventory and metadata ------------------------------------------------------
 
 
+HTTP_ERROR_TEXT = {
+    401: "Authentication required",
+    403: "Forbidden: the credentials were not accepted",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
 def _faults(call: Call, streams: list[Any]) -> None:
-    """API-level faults of any of ``streams``: slowness, 500, maintenance HTML."""
+    """API-level faults of any of ``streams``: slowness, 500, any error status (401, 403,
+    429 with Retry-After ...), maintenance HTML, an empty body."""
     sim = call.sim
     for s in streams:
         slow = sim.fault(s.table, "slow")
@@ -141,6 +159,17 @@ def _faults(call: Call, streams: list[Any]) -> None:
     for s in streams:
         if sim.fault(s.table, "http_500") is not None:
             raise Reply(500, {"message": "Internal Server Error", "status_code": 500})
+        err = sim.fault(s.table, "http_error")
+        if err is not None:
+            code = int(err.get("status", 500))
+            after = err.get("retry_after")
+            raise Reply(
+                code,
+                {"message": HTTP_ERROR_TEXT.get(code, "Error"), "status_code": code},
+                headers={"Retry-After": str(after)} if after is not None else None,
+            )
+        if sim.fault(s.table, "empty") is not None:
+            raise Reply(200, b"")
         if sim.fault(s.table, "maintenance") is not None:
             raise Reply(200, responses.MAINTENANCE_HTML, "text/html; charset=utf-8")
 
@@ -387,6 +416,7 @@ def sim_state(call: Call, p: dict[str, str]) -> Answer:
                     for r in sim.requests.values()
                 ],
                 "counters": sim.counter_snapshot(),
+                "peak_calls": sim.peak_calls,
             },
         )
 

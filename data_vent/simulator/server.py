@@ -58,7 +58,14 @@ class Handler(BaseHTTPRequestHandler):
             body=self.rfile.read(length) if length else b"",
             host_url=f"http://{host}" if host else self.server.host_url,
         )
-        self._send(dispatch(call))
+        api = not call.path.startswith("/sim/")  # control calls are not OOI's load
+        if api:
+            call.sim.call_started()
+        try:
+            self._send(dispatch(call))
+        finally:
+            if api:
+                call.sim.call_finished()
 
     def _send(self, ans: Answer) -> None:
         body = ans.body
@@ -73,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", ans.ctype)
             length = ans.length if ans.length is not None else len(data)
             self.send_header("Content-Length", str(length))
+            for name, value in ans.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):

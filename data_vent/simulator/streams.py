@@ -22,6 +22,8 @@ from data_vent.simulator.synthetic import FileSpec, write_stream_file
 
 FAULTS = (
     "http_500",  # API answers 500 (``times``: how many calls fail, default always)
+    "http_error",  # API answers ``status`` (401, 403, 429 ...), ``retry_after`` s if given
+    "empty",  # API answers 200 with an empty body
     "maintenance",  # API answers the OOI maintenance HTML page with 200
     "slow",  # API answers after ``seconds``
     "never_ready",  # async request never gets status.txt

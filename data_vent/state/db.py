@@ -8,24 +8,42 @@ transaction. PostgreSQL needs none of this (updates there are atomic statements 
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
-from data_vent.core.errors import BadInput
+from data_vent.core.errors import BadInput, DataVentError, StateDBUnavailable
+
+log = logging.getLogger(__name__)
 
 _ENGINES: dict[str, Engine] = {}
 _UPGRADED: set[str] = set()
 _LOCK = threading.Lock()
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url``; SQLite engines get WAL + busy timeout + BEGIN IMMEDIATE."""
+CONNECT_ATTEMPTS = 5
+"""Tries to open one PostgreSQL connection (the server restarting, or at its connection
+limit while many workers start): backoff 0.5, 1, 2, 4 s between them."""
+
+
+def make_engine(
+    url: str, connect_timeout: float = 10.0, pool_size: int = 10, max_overflow: int = 20
+) -> Engine:
+    """A new engine for ``url``; SQLite engines get WAL + busy timeout + BEGIN IMMEDIATE.
+
+    PostgreSQL engines serve many workers: a connect timeout (a host that drops packets
+    fails, never hangs), a bounded pool per process, connections checked before use
+    (``pool_pre_ping``: one dropped by the server or a proxy is replaced, not handed out)
+    and recycled after 30 min, and connecting retried with backoff.
+    """
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -33,11 +51,76 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BadInput(
+                    f"cannot create the folder of the state DB {db}: {exc.strerror}; "
+                    "fix DATA_VENT_HOME or DATA_VENT_DB_URL"
+                ) from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _make_sqlite_safe(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    args = {"connect_timeout": max(1, round(connect_timeout))}
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
+        pool_timeout=60,
+        connect_args=args,
+    )
+    _retry_connect(engine)
+    return engine
+
+
+def _retry_connect(engine: Engine) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, _conn_rec, cargs, cparams):  # pragma: no cover - driver hook
+        delay = 0.5
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                return dialect.dbapi.connect(*cargs, **cparams)
+            except dialect.dbapi.OperationalError as exc:
+                if attempt == CONNECT_ATTEMPTS - 1 or _not_transient(exc):
+                    raise
+                log.warning("state DB connection failed (%s); retrying", type(exc).__name__)
+                time.sleep(delay)
+                delay *= 2
+        return None
+
+
+def _not_transient(exc: BaseException) -> bool:
+    """Bad input (no such database, refused login): retrying cannot help."""
+    low = str(exc).lower()
+    return "does not exist" in low or "password authentication failed" in low
+
+
+def db_error(url: str, exc: BaseException) -> DataVentError:
+    """One line for a database error: bad input (no such database, refused login, not a
+    database file) or the server not answering; the URL shown without its password."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    low = text.lower()
+    if "does not exist" in low and "database" in low:
+        return BadInput(
+            f"state DB {shown}: that database does not exist; create it or fix "
+            "DATA_VENT_DB_URL"
+        )
+    if "password authentication failed" in low or ("role" in low and "does not exist" in low):
+        return BadInput(
+            f"state DB {shown} refused the login; fix the user in DATA_VENT_DB_URL"
+        )
+    if "file is not a database" in low or "unable to open database file" in low:
+        return BadInput(
+            f"state DB {shown}: not a usable SQLite file ({text[:80]}); fix DATA_VENT_DB_URL"
+        )
+    why = text[:160] or type(orig).__name__
+    return StateDBUnavailable(
+        f"state DB {shown} does not answer ({why}); check that it runs, or DATA_VENT_DB_URL"
+    )
 
 
 def _make_sqlite_safe(engine: Engine) -> None:
@@ -56,14 +139,24 @@ def _make_sqlite_safe(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def get_engine(url: str, upgrade: bool = True) -> Engine:
-    """The process-wide engine for ``url``, upgraded to the latest schema on first use."""
+def get_engine(
+    url: str,
+    upgrade: bool = True,
+    connect_timeout: float = 10.0,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+) -> Engine:
+    """The process-wide engine for ``url``, upgraded to the latest schema on first use
+    (the pool settings apply when this process first opens ``url``)."""
     with _LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
-            engine = _ENGINES[url] = make_engine(url)
+            engine = _ENGINES[url] = make_engine(url, connect_timeout, pool_size, max_overflow)
     if upgrade:
-        init_db(engine)
+        try:
+            init_db(engine)
+        except DBAPIError as exc:
+            raise db_error(url, exc) from None
     return engine
 
 

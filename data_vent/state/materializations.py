@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +18,13 @@ from data_vent.state.models import Asset, Materialization
 
 A = Asset.__table__
 M = Materialization.__table__
+
+
+def worker_id() -> str:
+    """Who records an attempt: ``host:pid`` of the process that made it (a pool's worker,
+    a Dask worker), so a run spread over many shows which did what; ``DATA_VENT_WORKER_NAME``
+    (set in a worker's environment, inherited by its flow runs) stands in for the host."""
+    return f"{os.environ.get('DATA_VENT_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
 
 
 def _plain_json(value: Any) -> Any:
@@ -50,6 +59,7 @@ def record_materialization(engine: Engine, record: MaterializationRecord) -> int
                 rows=record.rows,
                 error=record.error,
                 details=_plain_json(record.details),
+                worker=worker_id(),
             )
         ).inserted_primary_key[0]
         values: dict[str, Any] = {"last_attempt_id": mid} if record.moves_last_attempt else {}

@@ -99,6 +99,8 @@ class Materialization(SQLModel, table=True):
     details: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    worker: str | None = Field(default=None, max_length=160)
+    """``host:pid`` of the process that made the attempt (which worker of a pool did it)."""
 
 
 class OOIRequest(SQLModel, table=True):
@@ -137,3 +139,47 @@ class Lease(SQLModel, table=True):
     run_id: str | None = Field(default=None, max_length=64)
     acquired_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     expires_at: datetime = Field(sa_type=DateTime)
+
+
+class ObserveError(SQLModel, table=True):
+    """A source whose latest observation failed (one row per source, deleted when an
+    observation succeeds): its assets' freshness is UNKNOWN, with this error."""
+
+    __tablename__ = "observe_error"
+
+    source_key: str = Field(primary_key=True, max_length=300)
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    error_type: str = Field(max_length=64)
+    failed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class CallSlot(SQLModel, table=True):
+    """One of the ``cap`` slots of a shared limit (e.g. concurrent calls to OOI): every
+    process sharing the state DB takes a slot before a call, so together they never exceed
+    the cap; a crashed holder's slot expires (holders renew theirs while they run)."""
+
+    __tablename__ = "call_slot"
+
+    name: str = Field(primary_key=True, max_length=64)
+    slot: int = Field(primary_key=True)
+    holder: str = Field(max_length=160)
+    owner: str = Field(max_length=128, index=True)
+    acquired_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    expires_at: datetime = Field(sa_type=DateTime)
+
+
+class RunReport(SQLModel, table=True):
+    """A run's outcomes, written when it finishes: how a parent run that fanned out over
+    child runs (on other workers) learns what each child did."""
+
+    __tablename__ = "run_report"
+
+    run_id: str = Field(primary_key=True, max_length=64)
+    parent_run_id: str | None = Field(default=None, max_length=64, index=True)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    title: str = Field(default="", max_length=300)
+    finished_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    ok: bool = True
+    outcomes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )

@@ -1,4 +1,5 @@
-"""Source observations: the latest per source, and a new row only when it changed."""
+"""Source observations: the latest per source, and a new row only when it changed; and the
+sources whose latest observation failed (``observe_error``), cleared by the next success."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from data_vent.core.records import Observation
+from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.timeutil import utcnow
 from data_vent.state.locks import serialize
-from data_vent.state.models import Asset, SourceObservation
+from data_vent.state.models import Asset, ObserveError, SourceObservation
 
 A = Asset.__table__
 O = SourceObservation.__table__  # noqa: E741
+E = ObserveError.__table__
 
 
 def latest_observations(
@@ -42,7 +44,9 @@ def record_observations(
     engine: Engine, observations: Sequence[Observation], now: datetime | None = None
 ) -> list[Observation]:
     """Store observations whose (begin, end, count, discontinued) changed; return those
-    that changed. A discontinued source keeps the begin, end and count it last reported."""
+    that changed. A discontinued source keeps the begin, end and count it last reported.
+
+    Every observed source, changed or not, was seen: its observe error is cleared."""
     if not observations:
         return []
     now = now or utcnow()
@@ -50,6 +54,7 @@ def record_observations(
     changed: list[Observation] = []
     with engine.begin() as conn:
         serialize(conn, "observations")  # a change is recorded once, not once per run
+        conn.execute(delete(E).where(E.c.source_key.in_(keys)))
         latest = (
             select(func.max(O.c.id)).where(O.c.source_key.in_(keys)).group_by(O.c.source_key)
         )
@@ -88,3 +93,36 @@ def record_observations(
             prev[obs.source_key] = obs.data_version
             changed.append(obs)
     return changed
+
+
+def record_observe_failures(
+    engine: Engine, failures: Sequence[ObserveFailure], now: datetime | None = None
+) -> None:
+    """Remember the sources that could not be observed (one row each, the latest error)."""
+    if not failures:
+        return
+    now = now or utcnow()
+    latest = {f.source_key: f for f in failures}
+    with engine.begin() as conn:
+        conn.execute(delete(E).where(E.c.source_key.in_(list(latest))))
+        conn.execute(
+            insert(E),
+            [
+                {
+                    "source_key": f.source_key,
+                    "error": f.error,
+                    "error_type": f.error_type,
+                    "failed_at": f.failed_at or now,
+                }
+                for f in latest.values()
+            ],
+        )
+
+
+def observe_failures(engine: Engine) -> dict[str, ObserveFailure]:
+    """Sources whose latest observation failed."""
+    with engine.connect() as conn:
+        return {
+            r.source_key: ObserveFailure(r.source_key, r.error, r.error_type, r.failed_at)
+            for r in conn.execute(select(E))
+        }

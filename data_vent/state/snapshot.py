@@ -1,7 +1,8 @@
 """A read-only snapshot of the state DB for the planner: five set-based queries in all.
 
-Whatever the number of assets, the planner reads: active assets, their last successes,
-their last attempts, the latest observation of each source, and open OOI requests.
+Whatever the number of assets, the planner reads: active assets (with the error of a source
+whose latest observation failed), their last successes, their last attempts, the latest
+observation of each source, and open OOI requests.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from data_vent.core.records import Observation
+from data_vent.core.gcpause import gc_paused
+from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.snapshot import (
     AssetState,
     AttemptRecord,
@@ -19,13 +21,20 @@ from data_vent.core.snapshot import (
     SuccessRecord,
 )
 from data_vent.core.vocab import OPEN_REQUEST_STATES
-from data_vent.state.models import Asset, Materialization, OOIRequest, SourceObservation
+from data_vent.state.models import (
+    Asset,
+    Materialization,
+    ObserveError,
+    OOIRequest,
+    SourceObservation,
+)
 from data_vent.state.requests import request_record
 
 A = Asset.__table__
 M = Materialization.__table__
 O = SourceObservation.__table__  # noqa: E741
 R = OOIRequest.__table__
+E = ObserveError.__table__
 
 
 def read_snapshot(engine: Engine, keys: Iterable[str] | None = None) -> StateSnapshot:
@@ -34,9 +43,16 @@ def read_snapshot(engine: Engine, keys: Iterable[str] | None = None) -> StateSna
     snap = StateSnapshot()
     keys = None if keys is None else list(keys)
     only = A.c.active if keys is None else A.c.active & A.c.key.in_(keys)
-    with engine.connect() as conn:
-        for r in conn.execute(select(A.c.key).where(only)):
+    with gc_paused(), engine.connect() as conn:
+        active = select(A.c.key, E.c.error, E.c.error_type, E.c.failed_at).outerjoin(
+            E, E.c.source_key == A.c.key
+        )
+        for r in conn.execute(active.where(only)):
             snap.assets[r.key] = AssetState(r.key)
+            if r.error is not None:
+                snap.observe_errors[r.key] = ObserveFailure(
+                    r.key, r.error, r.error_type, r.failed_at
+                )
         succ = conn.execute(
             select(
                 A.c.key,

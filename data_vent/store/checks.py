@@ -2,10 +2,11 @@
 
 A failed check raises ``CheckFailed``; the caller rolls back to the committed version.
 Checks read back from the store (not from the in-memory data), so they catch what was
-actually written: all time-dimensioned arrays one length, ``time`` strictly increasing and
-never NaN over the new rows and across the boundary, no NaN in dimension coordinates, and a
-schema compatible with the previous version (on append: no variable lost, no dtype or
-dimension changed; a rebuild may widen or add).
+actually written: all time-dimensioned arrays one length (new ones also the time-chunk
+length of ``time``), ``time`` strictly increasing and never NaN over the new rows and across
+the boundary, no NaN in dimension coordinates, and a schema compatible with the previous
+version (on append: no variable lost, no dtype or dimension changed; a rebuild may widen or
+add).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def check_write(
     mode: str,
 ) -> None:
     problems: list[str] = []
+    time_chunk = group[TIME].chunks[0]
     for name, spec in target.items():
         if name not in group:
             problems.append(f"array {name} missing")
@@ -35,6 +37,9 @@ def check_write(
         shape = group[name].shape
         if spec.timed and shape[0] != rows:
             problems.append(f"{name} has {shape[0]} rows, time has {rows}")
+        new = previous is None or name not in previous
+        if spec.timed and new and group[name].chunks[0] != time_chunk:
+            problems.append(f"{name} chunks time by {group[name].chunks[0]}, not {time_chunk}")
         is_coord = not spec.timed and name in spec.dims and spec.dtype.kind == "f"
         if is_coord and np.isnan(np.asarray(group[name][...])).any():
             problems.append(f"dimension coordinate {name} has NaN")

@@ -41,10 +41,11 @@ place and the key list is in the journal).
 Limits: one writer per store at a time. A repair run while another process writes would undo
 that write, so every write and every repair goes through the runner's write path
 (``run.runner.write_asset``), which holds the asset's lease; ``repair_pending`` is the
-repair entry point it calls, before every run's plan and for ``data-vent repair``. Readers that use ``consolidated=True`` see a
-committed version; during a rebuild publish they get an error instead of a mix, and a reader
-that opened the old version before a rebuild publish and is still reading chunks may read new
-chunks (zarr v2 chunk keys are fixed): reopen after a rebuild.
+repair entry point it calls, before every run's plan and for ``data-vent repair``.
+Readers that use ``consolidated=True`` see a committed version; during a rebuild publish
+they get an error instead of a mix, and a reader that opened the old version before a
+rebuild publish and is still reading chunks may read new chunks (zarr v2 chunk keys are
+fixed): reopen after a rebuild.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ Rules (each one is applied the same way to every file, so files of one stream li
 * **Record dimension**: ``obs`` (or an already harvested ``time``) becomes ``time``. The
   ``obs`` index variable is dropped: it is the row number inside one request, meaningless
   once files are concatenated.
-* **No coordinates but time**: the file is opened with ``decode_cf=False`` so xarray promotes
-  nothing (``lat``, ``lon``, CTD ``pressure``, glider GPS ...) to a coordinate and widens no
-  integer. Every numeric variable on ``obs`` becomes a data variable at its own dtype; the
-  ``coordinates`` attribute is dropped (it would make readers demote them again).
+* **Coordinates as the source declares them**: the file is opened with ``decode_cf=False`` so
+  no integer is widened while converting; each variable keeps its ``coordinates`` attribute,
+  limited to variables the file has (``obs`` goes), so a reader of the store gets the same
+  coordinates (``lat``, ``lon``, CTD ``pressure``, glider GPS ...) as plain xarray opening
+  the source file.
 * **Fill values**: ``_FillValue`` leaves the attributes and becomes the zarr ``fill_value``
   (readers see it as ``_FillValue``). Variables without one keep ``fill_value = null``, so a
   consumer reads integers as integers.
@@ -27,10 +28,10 @@ Rules (each one is applied the same way to every file, so files of one stream li
   ``query_parameter_provenance`` ...) and their dimensions are dropped. Numeric variables not
   on  ``obs`` (``wavelength``, ``spectral_channels_dim_0``) are kept as *static* arrays.
 * **Scalars**: 0-d numeric variables become global attributes.
-* **Attributes** (``clean_attrs``): netCDF/HDF5 internals and ``coordinates``/``_FillValue``
-  removed, numpy values made JSON (NaN/inf -> their string), bytes decoded. Global attributes
-  that describe one request (``PER_REQUEST_ATTRS``) are dropped; the store sets
-  ``time_coverage_start``/``end`` itself.
+* **Attributes** (``clean_attrs``): netCDF/HDF5 internals and ``_FillValue`` removed
+  (``coordinates`` too, but for the variables' own, above), numpy values made JSON (NaN/inf
+  -> their string), bytes decoded. Global attributes that describe one request
+  (``PER_REQUEST_ATTRS``) are dropped; the store sets ``time_coverage_start``/``end`` itself.
 
 Nothing is read until ``read`` is called for a row range of one variable, so a file larger
 than memory is converted piece by piece.
@@ -62,9 +63,10 @@ TIME_ATTRS = {
 }
 NTP_EPOCH = datetime(1900, 1, 1)
 DROPPED_STRINGS = frozenset({"id", "provenance", "l0_provenance_information"})
+COORDINATES = "coordinates"
 DROPPED_ATTRS = frozenset(
     {
-        "coordinates",
+        COORDINATES,
         "_FillValue",
         "_ChunkSizes",
         "_Netcdf4Dimid",
@@ -97,6 +99,7 @@ PER_REQUEST_ATTRS = frozenset(
     }
 )
 _SECONDS_SINCE = re.compile(r"^\s*seconds?\s+since\s+(.+?)\s*$", re.IGNORECASE)
+STR_DTYPE = np.dtypes.StringDType()  # strings in memory: what zarr reads back, no objects
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class NormalizedFile:
             k: v for k, v in clean_attrs(self.ds.attrs).items() if k not in PER_REQUEST_ATTRS
         }
         self._build()
+        self._keep_coordinates()
         self._time: np.ndarray | None = None
         self._scan: TimeScan | None = None
 
@@ -270,6 +274,20 @@ class NormalizedFile:
             out_dims = (TIME, *dims[1:])
             self._add(name, out_dims, var.dtype, inner, fill, attrs, src)
 
+    def _keep_coordinates(self) -> None:
+        """Each variable's ``coordinates`` attribute, limited to variables it keeps: plain
+        xarray promotes exactly those (``obs``, gone, is left out)."""
+        for name, spec in self.specs.items():
+            text = self.ds.variables[self._sources[name].name].attrs.get(COORDINATES)
+            if not isinstance(text, str):
+                continue
+            names = [c for c in text.split() if c in self.specs]
+            if names:
+                attrs = {**spec.attrs, COORDINATES: " ".join(names)}
+                self.specs[name] = VarSpec(
+                    name, spec.dims, spec.dtype, spec.shape_inner, spec.fill_value, attrs
+                )
+
     def _add(self, name, dims, dtype, inner, fill, attrs, src) -> None:
         self.specs[name] = VarSpec(name, dims, np.dtype(dtype), inner, fill, attrs)
         self._sources[name] = src
@@ -334,12 +352,17 @@ class NormalizedFile:
     def dataset(self) -> xr.Dataset:
         """The whole file as an in-memory Dataset in store schema (small files, tests)."""
         data_vars = {}
+        coord_names = {TIME}
         for name, spec in self.specs.items():
             attrs = dict(spec.attrs)
+            coord_names.update(str(attrs.pop(COORDINATES, "")).split())
             if spec.fill_value is not None:
                 attrs["_FillValue"] = spec.fill_value
-            data_vars[name] = xr.Variable(spec.dims, self.read(name), attrs)
-        coords = {TIME: data_vars.pop(TIME)}
+            values = self.read(name)
+            if spec.is_string:
+                values = values.astype(object)
+            data_vars[name] = xr.Variable(spec.dims, values, attrs)
+        coords = {n: data_vars.pop(n) for n in sorted(coord_names)}
         return xr.Dataset(data_vars, coords=coords, attrs=self.attrs)
 
     def close(self) -> None:
@@ -377,20 +400,41 @@ def _take(var: xr.Variable, index: slice | np.ndarray) -> np.ndarray:
 
 
 def strings_from_raw(raw: np.ndarray, char_width: int | None) -> np.ndarray:
-    """Char array ``(rows, n)`` of ``S1`` (or 1-D bytes/str) -> object array of ``str``."""
+    """Char array ``(rows, n)`` of ``S1`` (or 1-D bytes/str) -> ``StringDType`` strings.
+
+    Vectorized: the rows become fixed-width bytes (trailing NULs dropped) and, when they are
+    ASCII (OOI's timestamps, flags and serial numbers are), one C-level cast makes them
+    strings; only rows with other bytes are decoded one by one (UTF-8, else Latin-1).
+    """
     if char_width is not None:
         raw = np.ascontiguousarray(raw).reshape(raw.shape[0], char_width)
         raw = raw.view(f"S{char_width}").reshape(raw.shape[0])
-    out = np.empty(raw.shape, dtype=object)
+    if raw.dtype.kind == "U":
+        return raw.astype(STR_DTYPE)
+    if raw.dtype.kind == "S":
+        raw = np.ascontiguousarray(raw)
+        width = raw.dtype.itemsize
+        if raw.size == 0 or width == 0:
+            return np.full(raw.shape, "", dtype=STR_DTYPE)
+        other = (raw.view(np.uint8).reshape(raw.size, width) >= 0x80).any(axis=1)
+        if not other.any():
+            return raw.astype(STR_DTYPE)
+        out = np.where(other, b"", raw).astype(STR_DTYPE)
+        for i in np.nonzero(other)[0]:
+            out[i] = _decode(raw[i])
+        return out
+    out = np.empty(raw.shape, dtype=STR_DTYPE)  # vlen strings (object): rare, row by row
     for i, v in enumerate(raw.tolist()):
-        if isinstance(v, bytes):
-            v = v.rstrip(b"\x00")
-            try:
-                v = v.decode("utf-8")
-            except UnicodeDecodeError:
-                v = v.decode("latin-1")
-        out[i] = "" if v is None else str(v)
+        out[i] = _decode(v) if isinstance(v, bytes) else ("" if v is None else str(v))
     return out
+
+
+def _decode(v: bytes) -> str:
+    v = v.rstrip(b"\x00")
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError:
+        return v.decode("latin-1")
 
 
 def epoch_offset_seconds(epoch_text: str) -> Fraction:

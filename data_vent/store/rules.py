@@ -3,34 +3,44 @@
 Each applied rule is one ``RuleRecord`` (rule name, variable, count, file, detail) returned in
 the ``WriteOutcome`` so the materialization can store it.
 
-Rows (per file, files taken in order of their first time):
+Rows (planned in ``rows.py`` before anything is written; the files of one write are merged
+by time whatever the order they were given in):
 
 * ``invalid_time_dropped``: rows whose time is NaN or the time ``_FillValue``: a dimension
   coordinate has no missing values.
 * ``sorted_within_file``: a file whose times are not non-decreasing is stably sorted (count =
-  rows that moved). Only rows of one file are reordered, never rows already in the store.
+  rows that moved). Only rows of the files being written are reordered, never stored rows.
 * ``duplicate_in_file_dropped``: equal times inside one file whose rows are identical (all
   variables, NaN equal to NaN) keep the first; different rows at one time raise
-  ``AppendConflict`` naming the variable.
-* ``overlap_identical_dropped``: rows at or before the store's last time that match a stored
-  row (same time, identical values on the variables both have) are trimmed; this also makes a
-  re-run of the same append a no-op. A different row at a stored time raises
-  ``AppendConflict``.
+  ``AppendConflict`` naming the file, the variable and the time.
+* ``overlap_identical_dropped``: a row whose time another file of the write, or the store,
+  already holds with identical values (on the variables both have) is dropped (detail: the
+  file kept); this also makes a re-run of the same append a no-op. Different values at one
+  time are never resolved silently: ``AppendConflict`` names the two files (or the file and
+  the store), the variable and the first differing time.
 * ``older_than_store_end``: rows before the store's last time whose time is not in the store
-  cannot be appended without reordering: the outcome is ``needs_rebuild`` and nothing is
-  written.
+  cannot be appended without reordering: the outcome is ``needs_rebuild`` (a rebuild from
+  every file merges them) and nothing is written.
 
 Schema (``merge_schema``, store schema vs. each file):
 
-* ``new_variable``: created; rows before it read as its fill value (``_FillValue`` of the file,
-  NaN for floats, the netCDF default fill for integers, ``''`` for strings).
-* ``missing_variable``: the file's rows are written with the variable's fill value
-  (``fill_value_assigned`` when an integer variable had none and gets the netCDF default).
+* ``new_variable``: created; rows before it are absent (below).
+* ``missing_variable``: the file's rows of a variable it lacks are absent. Absent rows hold the
+  variable's fill value: its ``_FillValue``, else (``fill_value_assigned``) NaN for floats and
+  ``''`` for strings. An integer (or boolean) variable without ``_FillValue`` gets none: a
+  declared fill would make readers decode it as float, and could equal a real value (a QC
+  flag of 255). Its absent rows hold the netCDF default fill instead, and a boolean mask
+  ``<name>_absent`` (attribute ``data_vent_absent_of``; True: absent) says which rows they are
+  (``absent_rows_masked``), so readers get the source dtype and no value is ambiguous.
 * ``cast_to_store_dtype``: the file's dtype casts exactly into the store's (e.g. int16 into
   int32): values are cast. ``dtype_widened``: inside a new store or a rebuild the store dtype
   is the exact common type. Appending a file that would widen a committed variable gives
   ``needs_rebuild`` naming the variable; no exact common type (int64 and float, str and number)
   raises ``SchemaConflict``.
+* ``attribute_added``, ``attribute_changed``, ``units_changed``: variable attributes follow
+  the newest file (files in time order, the store's before them): keys it adds are added,
+  values it changes are taken, keys it lacks are kept. ``units_changed`` flags a change (or
+  the first appearance) of ``units``: rows stored before may be in other units.
 * ``fill_value_remapped``: the file's ``_FillValue`` differs from the store's: fill values are
   rewritten to the store's.
 * ``dimension_padded``: a non-time dimension smaller than the store's (OPTAA ``wavelength``)
@@ -57,7 +67,16 @@ class StoreError(DataVentError):
 
 
 class AppendConflict(StoreError):
-    """The same time holds different values in the store and in a file."""
+    """The same time holds different values in two files, or in the store and a file: the
+    files given are what must change (leave one out, or rebuild from the new ones)."""
+
+    exit_code = 2
+
+
+class WrongStream(StoreError):
+    """A file of another stream (refdes, method or stream) than the store's: bad input."""
+
+    exit_code = 2
 
 
 class SchemaConflict(StoreError):
@@ -87,6 +106,8 @@ class SchemaPlan:
     rebuild_reasons: list[str] = field(default_factory=list)
     new_arrays: list[str] = field(default_factory=list)
     changed_fill: list[str] = field(default_factory=list)
+    changed_attrs: list[str] = field(default_factory=list)  # committed arrays only
+    masks: dict[str, str] = field(default_factory=dict)  # mask -> variable it covers
     statics: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -115,15 +136,69 @@ def default_fill(dtype: np.dtype) -> Any:
     return dtype.type(netCDF4.default_fillvals[key])
 
 
-def same_fill(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is b
-    try:
-        if np.isnan(a) and np.isnan(b):
-            return True
-    except TypeError:
-        pass
-    return bool(a == b)
+# ------------------------------------------------------------------ attributes
+ATTR_DETAIL_CHARS = 80
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= ATTR_DETAIL_CHARS else text[: ATTR_DETAIL_CHARS - 1] + "…"
+
+
+def merge_attrs(
+    old: dict[str, Any], new: dict[str, Any], name: str, fname: str, rules: list[RuleRecord]
+) -> dict[str, Any]:
+    """A variable's attributes after a newer file: its new keys added, its changed values
+    taken (a key it lacks is kept). Each change is a rule: ``units_changed`` for ``units``
+    (also when units first appear: the stored rows had none), else ``attribute_added`` or
+    ``attribute_changed``."""
+    out = dict(old)
+    for key, value in new.items():
+        if key in old and old[key] == value:
+            continue
+        if key == "units":
+            rule = "units_changed"
+            detail = f"{_short(old.get(key))} -> {_short(value)}"
+        elif key in old:
+            rule, detail = "attribute_changed", f"{key}: {_short(old[key])} -> {_short(value)}"
+        else:
+            rule, detail = "attribute_added", f"{key}={_short(value)}"
+        rules.append(RuleRecord(rule, name, file=fname, detail=detail))
+        out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------ absence masks
+MASK_ATTR = "data_vent_absent_of"
+
+
+def mask_name(name: str) -> str:
+    return f"{name}_absent"
+
+
+def _add_mask(plan: SchemaPlan, name: str) -> None:
+    """A boolean ``<name>_absent`` beside integer variable ``name`` (see the module doc)."""
+    mask = mask_name(name)
+    if mask in plan.masks:
+        return
+    if mask in plan.target:
+        raise SchemaConflict(
+            f"variable {name}: rows without it need a mask {mask}, but a variable of that "
+            "name exists; rebuild without the file that lacks it"
+        )
+    fill = default_fill(plan.target[name].dtype)
+    attrs = {
+        "long_name": f"{name} absent from the source file",
+        "comment": (
+            f"True where the file these rows come from had no {name}: its value there is not "
+            f"data (it holds {np.asarray(fill).item()!r}, the netCDF default fill)"
+        ),
+        MASK_ATTR: name,
+    }
+    plan.target[mask] = VarSpec(mask, (TIME,), np.dtype(bool), (), None, attrs)
+    plan.masks[mask] = name
+    plan.new_arrays.append(mask)
+    plan.rules.append(RuleRecord("absent_rows_masked", name, detail=mask))
 
 
 # ------------------------------------------------------------------ schema
@@ -135,6 +210,9 @@ def merge_schema(
     """Target schema for writing ``files`` into ``store`` (None: new store or rebuild)."""
     frozen = set(store or {})
     plan = SchemaPlan(target=dict(store or {}))
+    for name, spec in (store or {}).items():
+        if MASK_ATTR in spec.attrs:
+            plan.masks[name] = str(spec.attrs[MASK_ATTR])
     statics: dict[str, np.ndarray] = {}
     if store and read_static:
         statics = {n: read_static(n) for n, s in store.items() if not s.timed}
@@ -154,6 +232,12 @@ def merge_schema(
                 raise SchemaConflict(
                     f"variable {name}: dims {spec.dims} in {fname}, {cur.dims}"
                 )
+            attrs = merge_attrs(cur.attrs, spec.attrs, name, fname, plan.rules)
+            if attrs != cur.attrs:
+                cur = replace(cur, attrs=attrs)
+                plan.target[name] = cur
+                if name in frozen and name not in plan.changed_attrs:
+                    plan.changed_attrs.append(name)
             dtype = cur.dtype
             if spec.dtype != cur.dtype:
                 common = exact_common_dtype(cur.dtype, spec.dtype)
@@ -220,14 +304,19 @@ def merge_schema(
                         inner = tuple(new.shape)
             if dtype != cur.dtype or inner != cur.shape_inner:
                 plan.target[name] = replace(cur, dtype=np.dtype(dtype), shape_inner=inner)
-    # every timed target variable needs a usable fill for rows a file lacks
+    # every timed target variable needs a usable fill (or a mask) for rows a file lacks
     for name, spec in list(plan.target.items()):
-        if spec.fill_value is not None or name == TIME or not spec.timed:
+        if spec.fill_value is not None or name == TIME or not spec.timed or name in plan.masks:
             continue
-        if (store is not None and name in plan.new_arrays) or any(
-            name not in nf.specs or nf.specs[name].shape_inner != spec.shape_inner
-            for nf in files
-        ):
+        padded = any(
+            name in nf.specs and nf.specs[name].shape_inner != spec.shape_inner for nf in files
+        )
+        absent = (store is not None and name in plan.new_arrays) or any(
+            name not in nf.specs for nf in files
+        )
+        if absent and not padded and spec.dtype.kind in "iub":
+            _add_mask(plan, name)
+        elif absent or padded:
             plan.target[name] = replace(spec, fill_value=default_fill(spec.dtype))
             if name in frozen:
                 plan.changed_fill.append(name)
@@ -238,23 +327,3 @@ def merge_schema(
             )
     plan.statics = statics
     return plan
-
-
-# ------------------------------------------------------------------ rows
-def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise equality with NaN == NaN; shapes (n, ...)."""
-    a, b = np.asarray(a), np.asarray(b)
-    eq = a == b
-    if a.dtype.kind == "f" or b.dtype.kind == "f":
-        eq |= np.isnan(a.astype("f8", copy=False)) & np.isnan(b.astype("f8", copy=False))
-    if eq.ndim > 1:
-        eq = eq.reshape(eq.shape[0], -1).all(axis=1)
-    return eq
-
-
-def pad_inner(data: np.ndarray, inner: tuple[int, ...], fill: Any) -> np.ndarray:
-    if data.shape[1:] == inner:
-        return data
-    out = np.full((data.shape[0], *inner), fill, dtype=data.dtype)
-    out[(slice(None), *(slice(0, s) for s in data.shape[1:]))] = data
-    return out

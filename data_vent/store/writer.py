@@ -1,141 +1,63 @@
 """Write normalised files into one stream store: new store, append, rebuild.
 
-Encoding: Zarr format 2, consolidated metadata, Blosc zstd + bit-shuffle; each time-dimensioned
-array is chunked along time (non time dimensions in one chunk); ``time`` float64 seconds since
-1900-01-01 with CF attributes.
-
-Chunk rule (``chunk_rows``): a time chunk holds ``min(chunk_target_bytes, max(cap, 1 MiB))``
-where ``cap`` = the first write's rows rounded up to a power of two x ``CHUNK_GROWTH`` (4). Big
-streams (whose first write is a long history) get ~``chunk_target_bytes`` (100 MB) chunks; a
-small stream gets small chunks, so its small daily appends do not re-encode a padded 100 MB
-tail chunk per variable. A rebuild sizes chunks again from all its rows; variables added later
-take the time chunk length.
+Encoding: Zarr format 2, consolidated metadata, ``time`` float64 seconds since 1900-01-01 with
+CF attributes; chunks and compression in ``chunks.py``.
 
 Memory: time is scanned and planned in blocks (``TimeScan``; a clean file -- every time valid
 and strictly increasing -- becomes one contiguous row range), data are moved one variable and
 one chunk-aligned piece at a time, and the checks read time back chunk by chunk, so memory
 holds about one chunk of one variable whatever the file size. Only a file with invalid,
-unsorted or duplicate times is planned on whole-file index arrays (8-16 bytes a row). Each
-chunk is written once (the store's last partial chunk once per file). The commit protocol is
-in ``commit.py``, the append rules in ``rules.py``.
+unsorted or duplicate times, and files whose time spans overlap (merged into one segment),
+are planned on whole-file arrays (8-28 bytes a row; ``rows.py``). Each chunk is written once
+(the store's last partial chunk once per segment). The commit protocol is in ``commit.py``,
+the append rules in ``rules.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import uuid
 from collections.abc import Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numcodecs
 import numpy as np
 import zarr
 
 from data_vent.core.timeutil import from_ntp_seconds
 from data_vent.store import commit as cm
 from data_vent.store.checks import check_write
+from data_vent.store.chunks import (
+    COMPRESSOR,
+    DEFAULT_CHUNK_TARGET,
+    chunk_rows,
+    growth_rows,
+    pieces,
+)
+from data_vent.store.identity import check_stream, split_table
 from data_vent.store.location import Location
-from data_vent.store.normalize import TIME, TIME_BLOCK, NormalizedFile, VarSpec
+from data_vent.store.normalize import STR_DTYPE, TIME, NormalizedFile, VarSpec
+from data_vent.store.outcome import StoreInfo, WriteOutcome, next_version
+from data_vent.store.rows import (
+    Rows,
+    Selection,
+    file_rows,
+    merge_files,
+    split_at,
+    stored_times_from,
+)
 from data_vent.store.rules import (
     AppendConflict,
     RuleRecord,
     SchemaPlan,
     StoreError,
+    default_fill,
     merge_schema,
-    pad_inner,
-    rows_equal,
-    same_fill,
 )
-
-DEFAULT_CHUNK_TARGET = 100 * 1024 * 1024
-STRING_BYTES_ESTIMATE = 64
-COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)
-
-
-@dataclass
-class StoreInfo:
-    time_min: datetime | None
-    time_max: datetime | None
-    rows: int
-    variables: list[str]
-    version: str | None
-
-
-@dataclass
-class WriteOutcome:
-    mode: str
-    rows_added: int = 0
-    rows_total: int = 0
-    time_min: datetime | None = None
-    time_max: datetime | None = None
-    rules_applied: list[dict[str, Any]] = field(default_factory=list)
-    needs_rebuild: bool = False
-    rebuild_reason: str | None = None
-    version: str | None = None
-    committed: bool = False
-    files: list[str] = field(default_factory=list)
-    normalize_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def data_version(self) -> str | None:
-        return data_version(self.version, self.rows_total, self.time_max)
-
-    def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for k in ("time_min", "time_max"):
-            out[k] = out[k].isoformat() if out[k] else None
-        out["data_version"] = self.data_version
-        return out
-
-
-def data_version(version: str | None, rows: int, time_max: datetime | None) -> str | None:
-    if version is None:
-        return None
-    text = f"{version}|{rows}|{time_max.isoformat() if time_max else '-'}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-CHUNK_GROWTH: int | None = 4
-"""Time chunks hold at most ``CHUNK_GROWTH`` x the first write's rows (rounded up to a power
-of two); None: size chunks by ``chunk_target_bytes`` only (the behaviour before)."""
-MIN_CHUNK_BYTES = 1 << 20
-"""...but never less than this (unless the target itself is smaller)."""
-
-
-def chunk_rows(spec: VarSpec, target_bytes: int, cap_rows: int | None = None) -> int:
-    """Time-chunk length of ``spec``: ``min(target, max(cap_rows, MIN_CHUNK_BYTES))``.
-
-    The target bytes per chunk (~100 MB) suits big streams, but zarr v2 writes the store's
-    last chunk at full (padded) size, so with 100 MB chunks every small daily append of a
-    small stream re-encodes ~100 MB per variable. ``cap_rows`` (see ``growth_rows``) sizes
-    chunks by the data actually seen instead, with a floor of ``MIN_CHUNK_BYTES``.
-    """
-    item = STRING_BYTES_ESTIMATE if spec.is_string else spec.dtype.itemsize
-    row = max(item * math.prod(spec.shape_inner), 1)
-    target = max(1, int(target_bytes // row))
-    if cap_rows is None:
-        return target
-    return min(target, max(int(cap_rows), MIN_CHUNK_BYTES // row, 1))
-
-
-def growth_rows(first_rows: int) -> int | None:
-    """Chunk-length cap of a new store (or a rebuild) whose first write holds ``first_rows``
-    rows: the next power of two times ``CHUNK_GROWTH``. A stream that outgrows it keeps its
-    chunk length until its next rebuild, which sizes chunks by its total rows again."""
-    if CHUNK_GROWTH is None:
-        return None
-    return (1 << max(int(first_rows) - 1, 0).bit_length()) * CHUNK_GROWTH
-
-
-def next_version(previous: str | None) -> str:
-    n = int(previous.split("-")[0]) + 1 if previous else 1
-    return f"{n:06d}-{uuid.uuid4().hex[:8]}"
+from data_vent.store.values import prepared, rows_equal
 
 
 # ------------------------------------------------------------------ committed schema
@@ -184,11 +106,17 @@ class StreamStore:
         url: str,
         storage_options: dict[str, Any] | None = None,
         chunk_target_bytes: int = DEFAULT_CHUNK_TARGET,
+        table: str | None = None,
     ):
+        """``table``: the OOI table name (asset key) the store holds; files that say they
+        hold another stream are refused (``WrongStream``). None: files are not checked."""
         self.url = str(url)
         self.storage_options = dict(storage_options or {})
         self.chunk_target_bytes = int(chunk_target_bytes)
         self.loc = Location(self.url, self.storage_options)
+        if table is not None:
+            split_table(table)  # a malformed key fails here, not at the first file
+        self.table = table
 
     # ---------------------------------------------------------------- reading
     def exists(self) -> bool:
@@ -230,7 +158,9 @@ class StreamStore:
             self.loc, {"op": "rebuild", "state": "staging", "staging": staging.url}
         )
         try:
-            sub = StreamStore(staging.url, self.storage_options, self.chunk_target_bytes)
+            sub = StreamStore(
+                staging.url, self.storage_options, self.chunk_target_bytes, self.table
+            )
             outcome = sub._write(list(paths), mode="rebuild", base_version=prev_version)
             if outcome.needs_rebuild or not outcome.committed:
                 raise StoreError(
@@ -253,11 +183,24 @@ class StreamStore:
         self.repair()
         with ExitStack() as opened:  # a bad third file still closes the first two
             files = [opened.enter_context(NormalizedFile(p)) for p in paths]
-            return _Batch(self, files, mode, base_version).run()
+            unidentified = []
+            if self.table is not None:
+                unidentified = [nf for nf in files if not check_stream(nf, self.table)]
+            batch = _Batch(self, files, mode, base_version)
+            batch.rules += [
+                RuleRecord("stream_unidentified", file=nf.path.name, detail=self.table)
+                for nf in unidentified
+            ]
+            return batch.run()
 
 
 class _Batch:
-    """One append (or the build of a rebuild) = one commit."""
+    """One append (or the build of a rebuild) = one commit.
+
+    Rows are planned (``rows.py``) and checked against the store before anything is written:
+    a write that needs a rebuild, or that conflicts, leaves no trace. Then, under the journal:
+    new arrays, values of new variables for overlap rows, the rows, metadata, checks, commit.
+    """
 
     def __init__(
         self,
@@ -280,71 +223,217 @@ class _Batch:
         self.outcome = WriteOutcome(mode=mode, files=[str(nf.path) for nf in files])
         for nf in files:
             self.outcome.normalize_reports[nf.path.name] = nf.report.to_json()
-        # files in order of their first valid time
+        # files in order of their first valid time: later files' metadata wins
         self.files = sorted(files, key=_first_time)
         self.rows = self.base_rows
+        self.backfills: list[tuple[str, NormalizedFile, Selection, np.ndarray]] = []
 
     # ------------------------------------------------------------ main
     def run(self) -> WriteOutcome:
-        out = self.outcome
         if not self.files:
             return self._finish_nochange()
-        store_group = None
+        group = None
         if self.zmeta is not None:
-            store_group = zarr.open_group(
+            group = zarr.open_group(
                 self.loc.zarr_store(), mode="r+", zarr_format=2, use_consolidated=False
             )
         plan = merge_schema(
             self.prev_schema,
             self.files,
-            (lambda n: np.asarray(store_group[n][...])) if store_group is not None else None,
+            (lambda n: np.asarray(group[n][...])) if group is not None else None,
         )
         self.rules += plan.rules
         if plan.rebuild_reasons:
             return self._needs_rebuild("; ".join(plan.rebuild_reasons))
         self.plan = plan
+        segments = self._plan_rows()
+        if group is not None and self.base_rows:
+            segments = self._against_store(group, segments)
+            if segments is None:
+                return self._needs_rebuild(self.outcome.rebuild_reason or "")
+        if not any(len(seg) for seg in segments):
+            return self._finish_nochange()
         cm.write_journal(self.loc, {"op": "append", "base_rows": self.base_rows})
         try:
             with zarr.config.set({"array.write_empty_chunks": True}):
-                if store_group is None:
-                    store_group = zarr.open_group(
-                        self.loc.zarr_store(), mode="a", zarr_format=2
-                    )
-                self.group = store_group
+                if group is None:
+                    group = zarr.open_group(self.loc.zarr_store(), mode="a", zarr_format=2)
+                self.group = group
                 self._create_arrays(plan)
-                for nf in self.files:
-                    keep = self._plan_rows(nf)
-                    if keep is None:
-                        self.store.repair()
-                        return self._needs_rebuild(out.rebuild_reason or "")
-                    self._write_rows(nf, keep)
-                if self.rows == self.base_rows:
-                    self.store.repair()
-                    return self._finish_nochange()
+                self._backfill()
+                for seg in segments:
+                    self._write_rows(seg)
                 self._set_fills(plan)
+                self._set_attrs(plan)
                 self._commit()
         except BaseException:
             self.store.repair()
             raise
+        return self.outcome
+
+    # ------------------------------------------------------------ rows
+    def _plan_rows(self) -> list[Rows]:
+        """Every file's rows, files merged by time where their spans overlap."""
+        segments = []
+        for nf in self.files:
+            seg = file_rows(nf, self._compare_files, self.rules)
+            if seg is not None:
+                segments.append(seg)
+        return merge_files(segments, self._compare_files, self.rules)
+
+    def _against_store(self, group: zarr.Group, segments: list[Rows]) -> list[Rows] | None:
+        """Rows at or before the store end must be stored rows, identical: they are dropped
+        (``overlap_identical_dropped``). None: some are not in the store (rebuild)."""
+        _, t_end = _time_bounds(group, self.base_rows)
+        out = []
+        for seg in segments:
+            old, new = split_at(seg, t_end)
+            if len(old) and not self._overlap_ok(group, old, t_end):
+                return None
+            if len(new):
+                out.append(new)
         return out
 
+    def _overlap_ok(self, group: zarr.Group, old: Rows, t_end: float) -> bool:
+        ot = old.read_times()
+        start, stored = stored_times_from(group[TIME], self.base_rows, float(ot[0]))
+        pos = np.searchsorted(stored, ot)
+        pos_c = np.minimum(pos, max(stored.size - 1, 0))
+        matched = (
+            (pos < stored.size) & (stored[pos_c] == ot)
+            if stored.size
+            else np.zeros(ot.size, bool)
+        )
+        if not matched.all():
+            names = []
+            for nf, m, _ in old.parts():
+                bad = ~matched if m is None else ~matched & m
+                if bad.any():
+                    names.append(nf.path.name)
+                    first = _dt(float(ot[bad][0]))
+                    self.rules.append(
+                        RuleRecord(
+                            "older_than_store_end",
+                            TIME,
+                            int(bad.sum()),
+                            nf.path.name,
+                            f"first at {first}",
+                        )
+                    )
+            self.outcome.rebuild_reason = (
+                f"{int((~matched).sum())} rows of {', '.join(names)} fall before the store "
+                f"end ({_dt(t_end)}) at times not in the store "
+                f"(first {_dt(float(ot[~matched][0]))})"
+            )
+            return False
+        for nf, m, frows in old.parts():
+            sidx = start + (pos if m is None else pos[m])
+            self._compare_store_rows(group, nf, frows, sidx, ot if m is None else ot[m])
+            self.rules.append(
+                RuleRecord("overlap_identical_dropped", TIME, int(sidx.size), nf.path.name)
+            )
+        return True
+
+    # ------------------------------------------------------------ comparing rows
+    def _prepared(self, nf: NormalizedFile, name: str, idx: Selection) -> np.ndarray:
+        return prepared(self.plan.target[name], nf, name, idx)
+
+    def _compare_files(
+        self, a: NormalizedFile, ra: np.ndarray, b: NormalizedFile, rb: np.ndarray, ts
+    ) -> None:
+        """Rows ``ra`` of ``a`` and ``rb`` of ``b`` (same times ``ts``) must be identical on
+        the variables both files have, else ``AppendConflict`` (the first differing time)."""
+        names = [n for n, s in a.specs.items() if s.timed and n != TIME and n in b.specs]
+        for lo in range(0, len(ra), COMPARE_BLOCK):
+            sl = slice(lo, lo + COMPARE_BLOCK)
+            hit = _first_difference(
+                (
+                    (n, self._prepared(a, n, ra[sl]), self._prepared(b, n, rb[sl]))
+                    for n in names
+                ),
+                ts[sl],
+            )
+            if hit is None:
+                continue
+            t, name = hit
+            if a is b:
+                raise AppendConflict(
+                    f"{a.path.name}: two rows at time {_dt(t)} differ in {name}; "
+                    "fix the file or leave it out"
+                )
+            raise AppendConflict(
+                f"{a.path.name} and {b.path.name} hold different rows for the same time: "
+                f"first at {_dt(t)} in {name}; leave one of them out"
+            )
+
+    def _compare_store_rows(
+        self, group: zarr.Group, nf: NormalizedFile, frows: Selection, sidx: np.ndarray, ts
+    ) -> None:
+        """Overlap rows must equal the stored ones; arrays new in this batch take them.
+
+        A variable that first appears in this batch (``new_variable``) has no committed
+        values: its stored rows are fill, so the overlap rows' values are written into the
+        (uncommitted) new array instead of being compared (rule ``new_variable_backfilled``).
+        """
+        fidx = np.arange(frows.start, frows.stop) if isinstance(frows, slice) else frows
+        names = []
+        for name, spec in nf.specs.items():
+            if not spec.timed or name == TIME or name not in self.plan.target:
+                continue
+            if name in self.plan.new_arrays:
+                self.backfills.append((name, nf, fidx, sidx))
+                self.rules.append(
+                    RuleRecord("new_variable_backfilled", name, int(sidx.size), nf.path.name)
+                )
+            elif name in group:
+                names.append(name)
+        for lo in range(0, sidx.size, COMPARE_BLOCK):
+            s = sidx[lo : lo + COMPARE_BLOCK]
+            f = fidx[lo : lo + COMPARE_BLOCK]
+            a, b = int(s[0]), int(s[-1]) + 1
+
+            def stored(name: str, a: int = a, b: int = b, s: np.ndarray = s) -> np.ndarray:
+                vals = np.asarray(group[name][a:b])[s - a]
+                return vals.astype(STR_DTYPE) if self.plan.target[name].is_string else vals
+
+            hit = _first_difference(
+                ((n, self._prepared(nf, n, f), stored(n)) for n in names),
+                ts[lo : lo + COMPARE_BLOCK],
+            )
+            if hit is not None:
+                raise AppendConflict(
+                    f"{nf.path.name}: row at time {_dt(hit[0])} differs from the stored row "
+                    f"in {hit[1]}; the source was reprocessed: rebuild"
+                )
+
+    def _backfill(self) -> None:
+        masks = {v: m for m, v in self.plan.masks.items()}
+        for name, nf, fidx, sidx in self.backfills:
+            self.group[name].set_orthogonal_selection((sidx,), self._prepared(nf, name, fidx))
+            if name in masks:
+                self.group[masks[name]].set_orthogonal_selection(
+                    (sidx,), np.zeros(sidx.size, bool)
+                )
+
     # ------------------------------------------------------------ schema
-    def _chunk_cap(self) -> int | None:
-        """New store: ``growth_rows`` of this write; existing store: its time chunk length
-        (arrays added later line up with time)."""
+    def _time_chunk(self, plan: SchemaPlan) -> int:
+        """The store's one time-chunk length: an existing store's (arrays added later line
+        up with it); for a new store or a rebuild, sized from all its variables and rows."""
         if TIME in self.group and self.zmeta is not None:
             return int(self.group[TIME].chunks[0])
-        return growth_rows(sum(nf.time_scan().n_valid for nf in self.files))
+        rows = sum(nf.time_scan().n_valid for nf in self.files)
+        return chunk_rows(
+            plan.target.values(), self.store.chunk_target_bytes, growth_rows(rows)
+        )
 
     def _create_arrays(self, plan: SchemaPlan) -> None:
-        target = self.store.chunk_target_bytes
-        cap = self._chunk_cap() if plan.new_arrays else None
+        time_chunk = self._time_chunk(plan) if plan.new_arrays else 0
         for name in plan.new_arrays:
             spec = plan.target[name]
             attrs = {"_ARRAY_DIMENSIONS": list(spec.dims), **spec.attrs}
             if spec.timed:
                 shape = (self.base_rows, *spec.shape_inner)
-                chunks = (chunk_rows(spec, target, cap), *spec.shape_inner)
+                chunks = (time_chunk, *spec.shape_inner)
             else:
                 shape = spec.shape_inner
                 chunks = spec.shape_inner
@@ -363,9 +452,21 @@ class _Batch:
             )
             if not spec.timed:
                 arr[...] = plan.statics[name].astype(spec.dtype, copy=False)
+            elif name in plan.masks and self.base_rows:
+                # the stored rows lack the variable only if it is new as well
+                absent = plan.masks[name] in plan.new_arrays
+                for a, b in pieces(0, self.base_rows, arr.chunks[0]):
+                    arr[a:b] = np.full(b - a, absent)
             elif self.base_rows:
                 self._fill_range(arr, spec, 0, self.base_rows)
                 self.rules.append(RuleRecord("new_variable_filled", name, self.base_rows))
+
+    def _set_attrs(self, plan: SchemaPlan) -> None:
+        """Attributes of committed arrays that a newer file changed (``attribute_*``)."""
+        for name in plan.changed_attrs:
+            spec = plan.target[name]
+            attrs = {"_ARRAY_DIMENSIONS": list(spec.dims), **spec.attrs}
+            self.loc.write_atomic(f"{name}/.zattrs", json.dumps(attrs, indent=4).encode())
 
     def _set_fills(self, plan: SchemaPlan) -> None:
         """Record fill values assigned to committed arrays (``fill_value_assigned``)."""
@@ -379,208 +480,58 @@ class _Batch:
             )
             self.loc.write_atomic(f"{name}/.zarray", json.dumps(za, indent=4).encode())
 
-    # ------------------------------------------------------------ rows
-    def _existing_times_from(self, tmin: float) -> tuple[int, np.ndarray]:
-        """Stored times >= ``tmin``: walk time chunks back from the end."""
-        if self.rows == 0:
-            return 0, np.empty(0)
-        arr = self.group[TIME]
-        c = arr.chunks[0]
-        end = self.rows
-        parts = []
-        start = end
-        while start > 0:
-            s = ((start - 1) // c) * c
-            vals = np.asarray(arr[s:start])
-            parts.append(vals)
-            start = s
-            if vals[0] < tmin:
-                break
-        vals = np.concatenate(parts[::-1])
-        cut = int(np.searchsorted(vals, tmin, side="left"))
-        return start + cut, vals[cut:]
-
-    def _plan_rows(self, nf: NormalizedFile) -> np.ndarray | range | None:
-        """File rows to append, in order; None when a rebuild is needed.
-
-        A clean file (every time valid, strictly increasing: the usual case) gives a
-        ``range`` (rows after the part already in the store) and is read in blocks, so
-        memory does not grow with the file; any other file is planned on index arrays.
-        """
-        sc = nf.time_scan()
-        if sc.clean:
-            k = 0
-            if self.rows and sc.rows:
-                _, t_end = _time_bounds(self.group, self.rows)
-                if sc.first <= t_end:
-                    k = self._rows_up_to(nf, t_end)
-                    idx = np.arange(k)
-                    if not self._overlap_ok(nf, idx, nf.read(TIME, slice(0, k)), t_end):
-                        return None
-            return range(k, nf.rows)
-        return self._plan_rows_indexed(nf)
+    # ------------------------------------------------------------ writing rows
+    def _fill_range(self, arr: zarr.Array, spec: VarSpec, g0: int, g1: int) -> None:
+        for a, b in pieces(g0, g1, arr.chunks[0]):
+            arr[a:b] = self._absent(spec, b - a)
 
     @staticmethod
-    def _rows_up_to(nf: NormalizedFile, t_end: float) -> int:
-        """Rows of a clean (sorted) file with time <= ``t_end``, read block by block."""
-        k = 0
-        for a in range(0, nf.rows, TIME_BLOCK):
-            t, _ = nf.time_block(a, min(nf.rows, a + TIME_BLOCK))
-            n = int(np.searchsorted(t, t_end, side="right"))
-            k += n
-            if n < t.size:
-                break
-        return k
-
-    def _plan_rows_indexed(self, nf: NormalizedFile) -> np.ndarray | None:
-        name = nf.path.name
-        t = nf.time()
-        valid = ~np.isnan(t)
-        tf = nf.time_fill()
-        if tf is not None and not np.isnan(tf):
-            valid &= _raw_time_valid(nf, tf)
-        idx = np.nonzero(valid)[0]
-        if idx.size < t.size:
-            self.rules.append(
-                RuleRecord("invalid_time_dropped", TIME, int(t.size - idx.size), name)
-            )
-        ts = t[idx]
-        if ts.size > 1 and np.any(np.diff(ts) < 0):
-            order = np.argsort(ts, kind="stable")
-            moved = int(np.count_nonzero(order != np.arange(order.size)))
-            idx, ts = idx[order], ts[order]
-            self.rules.append(RuleRecord("sorted_within_file", TIME, moved, name))
-        dup = np.nonzero(np.diff(ts) == 0)[0] + 1 if ts.size > 1 else np.empty(0, int)
-        if dup.size:
-            self._compare_file_rows(nf, idx[dup], idx[dup - 1], ts[dup])
-            mask = np.ones(ts.size, bool)
-            mask[dup] = False
-            idx, ts = idx[mask], ts[mask]
-            self.rules.append(
-                RuleRecord("duplicate_in_file_dropped", TIME, int(dup.size), name)
-            )
-        if self.rows and ts.size:
-            _, t_end = _time_bounds(self.group, self.rows)
-            old = ts <= t_end
-            if old.any():
-                if not self._overlap_ok(nf, idx[old], ts[old], t_end):
-                    return None
-                idx = idx[~old]
-        return idx
-
-    def _overlap_ok(self, nf: NormalizedFile, fidx: np.ndarray, ot: np.ndarray, t_end) -> bool:
-        """File rows ``fidx`` (times ``ot`` <= the store end) must be rows already stored,
-        identical: they are dropped (``overlap_identical_dropped``). False: rebuild."""
-        name = nf.path.name
-        start, stored = self._existing_times_from(float(ot[0]))
-        pos = np.searchsorted(stored, ot)
-        pos_c = np.minimum(pos, max(stored.size - 1, 0))
-        matched = (
-            (pos < stored.size) & (stored[pos_c] == ot)
-            if stored.size
-            else np.zeros(ot.size, bool)
-        )
-        if not matched.all():
-            n_bad = int((~matched).sum())
-            first = _dt(float(ot[~matched][0]))
-            self.rules.append(
-                RuleRecord("older_than_store_end", TIME, n_bad, name, f"first at {first}")
-            )
-            self.outcome.rebuild_reason = (
-                f"{n_bad} rows of {name} fall before the store end "
-                f"({_dt(t_end)}) at times not in the store (first {first})"
-            )
-            return False
-        self._compare_store_rows(nf, fidx, start + pos, ot)
-        self.rules.append(RuleRecord("overlap_identical_dropped", TIME, int(fidx.size), name))
-        return True
-
-    def _prepared(self, nf: NormalizedFile, name: str, idx: np.ndarray | slice) -> np.ndarray:
-        """File rows as they will be stored: fill remapped, cast, padded."""
-        spec = self.plan.target[name]
-        src = nf.specs[name]
-        data = nf.read(name, idx)
+    def _absent(spec: VarSpec, n: int) -> np.ndarray:
+        """What rows without the variable hold: its fill, else (an integer variable, whose
+        mask says these rows are absent) the netCDF default fill."""
         if spec.is_string:
-            return data
-        if (
-            src.fill_value is not None
-            and spec.fill_value is not None
-            and not same_fill(src.fill_value, spec.fill_value)
-        ):
-            hit = data == src.fill_value
-            if hit.any():
-                data = np.where(hit, spec.fill_value, data).astype(data.dtype)
-        data = data.astype(spec.dtype, copy=False)
-        return pad_inner(data, spec.shape_inner, spec.fill_value)
+            return np.full((n, *spec.shape_inner), "", dtype=STR_DTYPE)
+        fill = default_fill(spec.dtype) if spec.fill_value is None else spec.fill_value
+        return np.full((n, *spec.shape_inner), fill, dtype=spec.dtype)
 
-    def _compare_file_rows(self, nf, a: np.ndarray, b: np.ndarray, ts: np.ndarray) -> None:
-        for name, spec in nf.specs.items():
-            if not spec.timed:
-                continue
-            eq = rows_equal(self._prepared(nf, name, a), self._prepared(nf, name, b))
-            if not eq.all():
-                raise AppendConflict(
-                    f"{nf.path.name}: two rows at time {_dt(float(ts[~eq][0]))} differ in "
-                    f"{name}; fix the file or rebuild"
-                )
+    def _part(self, name: str, spec: VarSpec, nf: NormalizedFile, sel: Selection, n: int):
+        covers = self.plan.masks.get(name)
+        if covers is not None:  # an absence mask: True where the file lacks the variable
+            return np.full(n, covers not in nf.specs)
+        if name not in nf.specs:
+            return self._absent(spec, n)
+        return self._prepared(nf, name, sel)
 
-    def _compare_store_rows(self, nf, fidx: np.ndarray, sidx: np.ndarray, ts) -> None:
-        """Overlap rows must equal the stored ones; arrays new in this batch take them.
+    def _values(self, name: str, spec: VarSpec, rows: Rows) -> np.ndarray:
+        """Rows of ``name`` as stored, gathered from the file(s) they come from."""
+        parts = list(rows.parts())
+        if len(parts) == 1:
+            nf, _, sel = parts[0]
+            return self._part(name, spec, nf, sel, len(rows))
+        dtype = STR_DTYPE if spec.is_string else spec.dtype
+        out = np.empty((len(rows), *spec.shape_inner), dtype=dtype)
+        for nf, m, sel in parts:
+            out[m] = self._part(name, spec, nf, sel, int(m.sum()))
+        return out
 
-        A variable that first appears in this batch (``new_variable``) has no committed
-        values: its stored rows are fill, so the overlap rows' values are written into the
-        (uncommitted) new array instead of being compared (rule ``new_variable_backfilled``).
-        """
-        lo, hi = int(sidx.min()), int(sidx.max()) + 1
-        for name, spec in nf.specs.items():
-            if not spec.timed or name not in self.group:
-                continue
-            if name in self.plan.new_arrays:
-                self.group[name].set_orthogonal_selection(
-                    (sidx,), self._prepared(nf, name, fidx)
-                )
-                self.rules.append(
-                    RuleRecord("new_variable_backfilled", name, int(sidx.size), nf.path.name)
-                )
-                continue
-            stored = np.asarray(self.group[name][lo:hi])[sidx - lo]
-            if self.plan.target[name].is_string:
-                stored = stored.astype(object)
-            eq = rows_equal(self._prepared(nf, name, fidx), stored)
-            if not eq.all():
-                raise AppendConflict(
-                    f"{nf.path.name}: row at time {_dt(float(ts[~eq][0]))} differs from the "
-                    f"stored row in {name}; the source was reprocessed: rebuild"
-                )
-
-    def _fill_range(self, arr: zarr.Array, spec: VarSpec, g0: int, g1: int) -> None:
-        c = arr.chunks[0]
-        for a, b in _pieces(g0, g1, c):
-            fill = "" if spec.is_string else spec.fill_value
-            dtype = object if spec.is_string else spec.dtype
-            arr[a:b] = np.full((b - a, *spec.shape_inner), fill, dtype=dtype)
-
-    def _write_rows(self, nf: NormalizedFile, keep: np.ndarray | range) -> None:
-        n = len(keep)
-        if n == 0:
-            return
+    def _write_rows(self, seg: Rows) -> None:
+        n = len(seg)
         g0, g1 = self.rows, self.rows + n
+        counts = list(seg.count_by_file())
         for name, spec in self.plan.target.items():
             if not spec.timed:
                 continue
             arr = self.group[name]
             arr.resize((g1, *spec.shape_inner))
-            if name not in nf.specs:
-                self._fill_range(arr, spec, g0, g1)
-                self.rules.append(RuleRecord("missing_variable", name, n, nf.path.name))
-                continue
-            if nf.specs[name].shape_inner != spec.shape_inner:
-                self.rules.append(RuleRecord("dimension_padded", name, n, nf.path.name))
-            for a, b in _pieces(g0, g1, arr.chunks[0]):
-                sel = keep[a - g0 : b - g0]
-                if isinstance(sel, range):
-                    sel = slice(sel.start, sel.stop)
-                arr[a:b] = self._prepared(nf, name, sel)
+            for nf, k in counts:
+                if name in self.plan.masks:
+                    continue
+                if name not in nf.specs:
+                    self.rules.append(RuleRecord("missing_variable", name, k, nf.path.name))
+                elif nf.specs[name].shape_inner != spec.shape_inner:
+                    self.rules.append(RuleRecord("dimension_padded", name, k, nf.path.name))
+            for a, b in pieces(g0, g1, arr.chunks[0]):
+                arr[a:b] = self._values(name, spec, seg.take(a - g0, b - g0))
         self.rows = g1
 
     # ------------------------------------------------------------ commit
@@ -631,24 +582,26 @@ class _Batch:
         return out
 
 
-def _raw_time_valid(nf: NormalizedFile, fill: float) -> np.ndarray:
-    raw = np.asarray(nf.ds.variables[TIME].values)
-    return raw != fill
+COMPARE_BLOCK = 1 << 20
+"""Rows compared at once (per variable): memory stays flat for a big overlap."""
+
+
+def _first_difference(
+    pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], ts: np.ndarray
+) -> tuple[float, str] | None:
+    """``(time, variable)`` of the earliest row where some pair of values differs."""
+    hit: tuple[float, str] | None = None
+    for name, a, b in pairs:
+        eq = rows_equal(a, b)
+        if not eq.all():
+            t = float(ts[~eq][0])
+            if hit is None or t < hit[0]:
+                hit = (t, name)
+    return hit
 
 
 def _first_time(nf: NormalizedFile) -> float:
     return nf.time_scan().first
-
-
-def _pieces(g0: int, g1: int, c: int) -> list[tuple[int, int]]:
-    """Split [g0, g1) at multiples of the chunk length ``c``."""
-    out = []
-    a = g0
-    while a < g1:
-        b = min(g1, (a // c + 1) * c)
-        out.append((a, b))
-        a = b
-    return out
 
 
 def _aggregate(rules: list[RuleRecord]) -> list[dict[str, Any]]:
@@ -661,9 +614,11 @@ def ingest_files(
     storage_options: dict[str, Any] | None = None,
     mode: str = "append",
     chunk_target_bytes: int = DEFAULT_CHUNK_TARGET,
+    table: str | None = None,
 ) -> WriteOutcome:
-    """CLI entry (``data-vent ingest``): append ``paths``, or rebuild from them."""
-    store = StreamStore(url, storage_options, chunk_target_bytes)
+    """CLI entry (``data-vent ingest``): append ``paths``, or rebuild from them; files of
+    another stream than ``table`` are refused."""
+    store = StreamStore(url, storage_options, chunk_target_bytes, table)
     if mode == "append":
         return store.append_files(paths)
     if mode == "rebuild":

@@ -31,6 +31,7 @@ COLORS = {
     AssetStatus.MISSING: "#757575",
     AssetStatus.WAITING: "#1565c0",
     AssetStatus.SOURCE: "#6a1b9a",
+    AssetStatus.UNKNOWN: "#5d4037",
     AssetStatus.DISCONTINUED: "#424242",
 }
 

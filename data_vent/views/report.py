@@ -21,6 +21,9 @@ def fmt_reasons(row: Mapping[str, Any]) -> str:
     it mid-write, that it needs repair."""
     codes = "; ".join(x["code"] for x in row["reasons"])
     text = codes or row.get("note") or str(AssetStatus.FRESH)
+    err = row.get("observe_error")
+    if err and err not in text:
+        text += f"; its source could not be observed ({err})"
     if row.get("needs_repair"):
         text = f"NEEDS REPAIR ({row['needs_repair']}: `data-vent repair {row['key']}`); {text}"
     return text
@@ -87,3 +90,21 @@ def discontinued(plan: Plan) -> list[str]:
     return sorted(
         k for k, n in plan.not_planned.items() if n.code == NotPlannedCode.DISCONTINUED
     )
+
+
+def children_markdown(children: list[Mapping[str, Any]]) -> str:
+    """The fan-out section of a parent's report: one row per child run."""
+    lines = [
+        "",
+        f"## Child runs: {len(children)}",
+        "",
+        "| child | flow run | state | assets | outcomes |",
+        "|---|---|---|---|---|",
+    ]
+    for c in children:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(c["counts"].items())) or "-"
+        lines.append(
+            f"| `{c['run_id']}` | {c.get('flow_run_name') or c.get('flow_run_id') or '-'} | "
+            f"{c['state']} | {len(c['keys'])} | {counts} |"
+        )
+    return "\n".join(lines) + "\n"

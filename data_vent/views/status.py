@@ -46,6 +46,7 @@ def status_rows(
                 "harvest_lag": fmt_lag(fr.harvest_lag) if fr else "-",
                 "source_lag": fmt_lag(fr.source_lag) if fr else "-",
                 "freshness": fr.state if fr else "-",
+                "observe_error": fr.error if fr else None,
                 "last_attempt": st.last_attempt.status if st.last_attempt else None,
                 "stale": bool(reasons),
                 "reasons": [r.to_json() for r in reasons],

@@ -1,0 +1,1 @@
+"""Reliability tests (issue 8): each fails on the code before its fix."""
