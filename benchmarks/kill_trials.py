@@ -24,11 +24,14 @@ repairs before it plans), and checks every store against the data it must hold:
 * ``unreadable``: the store does not open with ``xarray.open_zarr(consolidated=True)``;
 * ``db_mismatch``: the state DB's last success disagrees with the store's rows.
 
-All five must be 0. ``killed mid-write`` counts kills that left a store journal (the kill
-interrupted a store write, not the imports, the OOI request or the bookkeeping);
-``unreadable at kill`` (before the resume) counts kills that landed in a rebuild's publish
-window, where a reader gets an error instead of a mix: by design, and repaired by the next
-run (the resume) before it plans.
+All five must be 0. Kills are aimed in turn anywhere in the operation, inside a store write
+(after the first journal appears, within one write's length) and, for rebuilds, inside the
+publish window. ``killed mid-write`` counts kills that left a store journal (the kill
+interrupted a store write, not the imports, the OOI request or the bookkeeping), ``killed
+mid-publish`` those in a rebuild's publish window; ``unreadable at kill`` (before the resume)
+counts stores a reader could not open right after the kill: a rebuild killed while
+publishing gives readers an error instead of a mix, by design, repaired by the next run (the
+resume) before it plans.
 """
 
 from __future__ import annotations
@@ -112,6 +115,35 @@ def harvest_once(settings: Settings | None = None) -> dict:
     return ws.execute(ws.plan(), run_id)
 
 
+def phase(urls: list[str]) -> str | None:
+    """What the stores at ``urls`` are in: a rebuild's ``publish``, a ``write``, or None."""
+    out = None
+    for url in urls:
+        try:
+            text = Path(url, JOURNAL).read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if '"publishing"' in text:
+            return "publish"
+        out = "write"
+    return out
+
+
+def mean_segment(samples: list[tuple[float, str | None]], states: set[str]) -> float:
+    """Mean length of the runs of consecutive samples whose state is in ``states``."""
+    spans, start, last = [], None, None
+    for t, state in samples:
+        if state in states:
+            start = t if start is None else start
+            last = t
+        elif start is not None:
+            spans.append(last - start + JOURNAL_POLL)
+            start = None
+    if start is not None:
+        spans.append(last - start + JOURNAL_POLL)
+    return sum(spans) / len(spans) if spans else 0.0
+
+
 class Bench:
     """Two homes (state DB + stores): one for the ingested stream, one for the harvest."""
 
@@ -139,7 +171,7 @@ class Bench:
         self.parts: list[Path] = []
         self.raw_parts: list[Path] = []
         self.durations: dict[str, float] = {}
-        self.windows: dict[str, float] = {}
+        self.windows: dict[str, dict[str, float]] = {}
         self.sim = None
 
     def home(self, name: str) -> Path:
@@ -177,6 +209,8 @@ class Bench:
             harvest_configs, ready_delay=0.0, start=start, workdir=self.work / "sim"
         )
         self.env["harvest"]["DATA_VENT_OOI_URL"] = self.sim.start()
+        # a killed harvester resets its connections: not the simulator's error to print
+        self.sim._server.handle_error = lambda request, address: None
 
     # ------------------------------------------------------------------ children
     def child(self, kind: str, *args: str) -> subprocess.Popen:
@@ -234,20 +268,19 @@ class Bench:
 
     def calibrate(self, kind: str) -> None:
         """An uninterrupted run of ``kind`` after a first one (which creates the stores):
-        its duration once the child is ready, and how long its store writes last (from
-        the first journal seen to the last)."""
+        its duration once the child is ready, and how long one store write lasts (a journal
+        present) and one rebuild publish (a journal in state ``publishing``), on average."""
         for _ in range(2):
             child_kind, args = self.op_args(kind, 0)
             urls = list(self.expected(kind))
             proc = self.child(child_kind, *args)
             self.wait_line(proc, "ready")
-            seen: list[float] = []
+            samples: list[tuple[float, str | None]] = []
             stop = threading.Event()
 
-            def watch(urls=urls, seen=seen, stop=stop) -> None:
+            def watch(urls=urls, samples=samples, stop=stop) -> None:
                 while not stop.is_set():
-                    if any(Path(u, JOURNAL).exists() for u in urls):
-                        seen.append(time.monotonic())
+                    samples.append((time.monotonic(), phase(urls)))
                     time.sleep(JOURNAL_POLL)
 
             watcher = threading.Thread(target=watch)
@@ -257,20 +290,32 @@ class Bench:
             watcher.join()
             proc.wait(timeout=60)
         self.durations[kind] = seconds
-        self.windows[kind] = (seen[-1] - seen[0]) if seen else 0.0
+        self.windows[kind] = {
+            "write": mean_segment(samples, {"write", "publish"}),
+            "publish": mean_segment(samples, {"publish"}),
+        }
 
-    def kill_delay(self, kind: str, index: int, proc: subprocess.Popen) -> float:
-        """Every other round, aim at the store write: wait for the first journal, then a
-        random instant inside the write window; otherwise anywhere in the operation."""
-        urls = list(self.expected(kind))
-        if (index // len(KINDS)) % 2 == 0 or not self.windows[kind]:
+    def aim(self, kind: str, index: int) -> str:
+        """Where trial ``index`` kills: anywhere in the operation, inside a store write, or
+        (rebuilds) inside the publish window, in turn."""
+        modes = (
+            ["anywhere", "write", "publish"] if kind == "rebuild" else ["anywhere", "write"]
+        )
+        mode = modes[(index // len(KINDS)) % len(modes)]
+        return mode if mode == "anywhere" or self.windows[kind][mode] else "anywhere"
+
+    def kill_delay(self, kind: str, mode: str, proc: subprocess.Popen) -> float:
+        """Seconds from now to the kill; for an aimed kill, first wait for its phase."""
+        if mode == "anywhere":
             return self.rng.uniform(0, self.durations[kind] * 1.2)
+        urls = list(self.expected(kind))
+        wanted = {"write", "publish"} if mode == "write" else {"publish"}
         deadline = time.monotonic() + self.durations[kind] * 3
         while time.monotonic() < deadline and proc.poll() is None:
-            if any(Path(u, JOURNAL).exists() for u in urls):
+            if phase(urls) in wanted:
                 break
             time.sleep(JOURNAL_POLL)
-        return self.rng.uniform(0, self.windows[kind] * 1.2)
+        return self.rng.uniform(0, self.windows[kind][mode] * 1.2)
 
     # ------------------------------------------------------------------ checks
     def expected(self, kind: str) -> dict[str, np.ndarray]:
@@ -333,26 +378,27 @@ class Bench:
         child_kind, args = self.op_args(kind, index)
         proc = self.child(child_kind, *args)
         self.wait_line(proc, "ready")
-        time.sleep(self.kill_delay(kind, index, proc))  # the fault
+        time.sleep(self.kill_delay(kind, self.aim(kind, index), proc))  # the fault
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         killed = proc.returncode == -signal.SIGKILL
         want = self.expected(kind)
         at_kill = all(self.readable(u) for u in want if Path(u).exists())
-        mid_write = any(Path(u, JOURNAL).exists() for u in want)
+        at = phase(list(want))
         seconds = self.resume(child_kind, args)
         if kind == "rebuild":  # it grows with every part: kill within the next one's span
             grown = seconds / self.durations[kind]
             if grown > 1:
                 self.durations[kind] = seconds
-                self.windows[kind] *= grown
+                self.windows[kind] = {k: v * grown for k, v in self.windows[kind].items()}
         db = {"append": None, "harvest": "harvest"}.get(kind, "ingest")
         bad: Counter[str] = Counter()
         for url, times in want.items():
             bad += self.check(url, times, db)
         if killed:
             bad["killed"] += 1
-            bad["killed mid-write"] += mid_write
+            bad["killed mid-write"] += at is not None
+            bad["killed mid-publish"] += at == "publish"
         return bad, at_kill
 
 
@@ -371,10 +417,12 @@ def main() -> None:
         for kind in KINDS:
             bench.calibrate(kind)
         print(
-            "uninterrupted runs (s), whole / store writes: "
+            "uninterrupted runs (s), whole / one store write: "
             + ", ".join(
-                f"{k} {v:.2f} / {bench.windows[k]:.2f}" for k, v in bench.durations.items()
-            ),
+                f"{k} {v:.2f} / {bench.windows[k]['write']:.2f}"
+                for k, v in bench.durations.items()
+            )
+            + f"; a rebuild's publish {bench.windows['rebuild']['publish']:.3f}",
             flush=True,
         )
         totals: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
@@ -387,7 +435,8 @@ def main() -> None:
             damage = {k: v for k, v in bad.items() if k in DAMAGE}
             if damage:
                 print(f"trial {i} ({kind}): {damage}", flush=True)
-        cols = ["trials", "killed", "killed mid-write", *DAMAGE, "unreadable at kill"]
+        cols = ["trials", "killed", "killed mid-write", "killed mid-publish", *DAMAGE]
+        cols.append("unreadable at kill")
         print(f"\n{'writer':<9}" + "".join(f"{c:>{len(c) + 2}}" for c in cols))
         grand: Counter[str] = Counter()
         for kind, c in totals.items():

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
@@ -366,15 +367,21 @@ def locked(
     return AssetOutcome(key, Outcome.LOCKED, action, reasons, error=str(exc), details=details)
 
 
-_BUSY: dict[str, set[str]] = {}
+_BUSY: OrderedDict[str, set[str]] = OrderedDict()
 """Per run: the other runs that kept an asset past this run's lease wait. They are on a long
-job; their other assets are left to them at once instead of after another wait each."""
+job; their other assets are left to them at once instead of after another wait each. The
+runs of a long-lived worker come and go: only the latest ``_BUSY_RUNS`` are remembered."""
+_BUSY_RUNS = 64
 _BUSY_LOCK = threading.Lock()
 
 
 def _busy_runs(run_id: str) -> set[str]:
     with _BUSY_LOCK:
-        return _BUSY.setdefault(run_id, set())
+        busy = _BUSY.setdefault(run_id, set())
+        _BUSY.move_to_end(run_id)
+        while len(_BUSY) > _BUSY_RUNS:
+            _BUSY.popitem(last=False)
+        return busy
 
 
 def materialize_asset(
@@ -506,40 +513,6 @@ def execution_order(items: Sequence[PlanItem], run_id: str) -> list[PlanItem]:
     order = list(items)
     random.Random(run_id).shuffle(order)
     return order
-
-
-def run_generations(
-    generations: Sequence[Sequence[PlanItem]],
-    graph: nx.DiGraph,
-    engine: Engine,
-    run_id: str,
-    run_batch: Callable[[list[PlanItem]], list[AssetOutcome]],
-    partial_inputs_ok: set[str] | None = None,
-    flow_run_id: str | None = None,
-) -> dict[str, AssetOutcome]:
-    """Run generations in order; inside one, ``run_batch`` runs items concurrently.
-
-    An item whose planned ancestor did not succeed is skipped (recorded), the others go on.
-    """
-    outcomes: dict[str, AssetOutcome] = {}
-    try:
-        for gen in generations:
-            runnable = []
-            for item in gen:
-                up = blocked_by(item, graph, outcomes, item.key in (partial_inputs_ok or ()))
-                if up is not None:
-                    outcomes[item.key] = skip(
-                        item, up[0], up[1], outcomes, engine, run_id, flow_run_id
-                    )
-                else:
-                    runnable.append(item)
-            done = {out.key: out for out in run_batch(execution_order(runnable, run_id))}
-            for item in runnable:  # reported in plan order
-                outcomes[item.key] = done[item.key]
-    finally:
-        with _BUSY_LOCK:
-            _BUSY.pop(run_id, None)
-    return outcomes
 
 
 def reason_objects(reasons: Sequence[dict[str, Any]]) -> list[Reason]:

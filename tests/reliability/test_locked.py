@@ -169,7 +169,9 @@ def test_a_run_waits_once_for_a_run_that_is_busy(home: Path, monkeypatch) -> Non
     ws.observe()
     for key in ("a", "b"):
         assert acquire_lease(ws.engine, key, f"{OTHER}:{key}", 600, "run-other")
-    out = ws.execute(ws.plan(), "run-B")  # one asset after another
+    from data_vent.run.runner import new_run_id
+
+    out = ws.execute(ws.plan(), new_run_id())  # one asset after another
     assert out["a"].status == out["b"].status == "locked"
     waited = sorted(o.error.split("waited ")[1].split(" s")[0] for o in (out["a"], out["b"]))
     assert waited[0] == "0" and float(waited[1]) >= 1, waited
