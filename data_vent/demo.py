@@ -101,12 +101,13 @@ def run_demo(
     console.print(f"State DB: {settings.resolved_db_url()}")
     console.print(f"Catalog:  {settings.resolved_storage()}/catalog.yaml")
     console.print(
-        "\nTry next (with DATA_VENT_HOME and DATA_VENT_CONFIG_DIR as above):\n"
-        f"  export DATA_VENT_HOME={home} DATA_VENT_CONFIG_DIR={DEMO_CONFIGS}\n"
+        "\nTry next (status, why, history and graph need only the state DB):\n"
+        f"  export DATA_VENT_HOME={home}\n"
         "  data-vent status --stale\n"
         "  data-vent why CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample\n"
         "  data-vent history CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample\n"
         "  data-vent graph --format html -o lineage.html\n"
+        f"  data-vent plan -c {DEMO_CONFIGS}\n"
         "  python -c \"import xarray as xr; print(xr.open_zarr('"
         f"{settings.resolved_storage()}/CE04OSPS-SF01B-2A-CTDPFA107-streamed-"
         "ctdpf_sbe43_sample'))\""

@@ -93,8 +93,8 @@ def _default_task_runner() -> TaskRunner:
 
 # The flows reach the module's state only through these functions: a flow or task shipped
 # to a Dask worker is pickled by value, and must not drag the open workspaces along.
-def _open_workspace(run_id: str) -> Workspace:
-    ws = _WORKSPACES[run_id] = Workspace.load(_settings())
+def _open_workspace(run_id: str, read_only: bool = False) -> Workspace:
+    ws = _WORKSPACES[run_id] = Workspace.load(_settings(), read_only=read_only)
     return ws
 
 
@@ -449,13 +449,16 @@ def _final(result: dict[str, Any]) -> dict[str, Any] | State:
 
 
 @flow(name="daily-harvest", log_prints=True, task_runner=_default_task_runner())
-def daily_harvest() -> dict[str, Any]:
-    """Sync specs -> observe every source -> plan -> materialize what is stale."""
+def daily_harvest(prune: bool = False) -> dict[str, Any]:
+    """Sync specs -> observe every source -> plan -> materialize what is stale.
+
+    ``prune``: let the sync deactivate more than half of the active assets.
+    """
     logger = get_run_logger()
     run_id = runner.new_run_id()
     ws = _open_workspace(run_id)
     try:
-        sync = ws.sync()
+        sync = ws.sync(prune)
         logger.info("specs: %s", sync.summary())
         repaired = repair_task(run_id)
         observed = observe_task(run_id)
@@ -490,15 +493,18 @@ def materialize(
     observe: bool = True,
     run_id: str | None = None,
     parent_run_id: str | None = None,
+    prune: bool = False,
 ) -> dict[str, Any]:
     """Rematerialize the selected assets (and their stale ancestors) if stale, or if forced.
 
     A fan-out's child run gets its ``run_id`` and ``parent_run_id`` from the parent, and
-    ``observe=False`` (the parent has just observed every source)."""
+    ``observe=False`` (the parent has just observed every source). A dry run writes
+    nothing, not even the specs."""
     run_id = run_id or runner.new_run_id()
-    ws = _open_workspace(run_id)
+    ws = _open_workspace(run_id, read_only=dry_run)
     try:
-        ws.sync()
+        if not dry_run:
+            ws.sync(prune)
         named = ws.select_anchored(selection).anchors  # what the run may take inputs of
         sources = sorted(ws.sources_of(named)) if observe else []
         repaired: dict[str, Any] = {}

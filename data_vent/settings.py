@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -49,6 +49,19 @@ def _whole(ge: int, le: int | None = None, **kw: Any) -> Any:
 def _seconds(gt: float | None = None, ge: float | None = None, le: float = 86400.0) -> Any:
     low = f"> {gt:g}" if gt is not None else f"≥ {ge:g}"
     return {"gt": gt, "ge": ge, "le": le, "description": f"seconds, {low} and ≤ {le:g}"}
+
+
+def sqlite_path(url: Any) -> str | None:
+    """The file a SQLite URL (a SQLAlchemy ``URL``) names, also in the ``file:`` URI form
+    (``sqlite:///file:/path/state.db?mode=ro&uri=true``); None for an in-memory DB."""
+    db = url.database
+    if not db or db == ":memory:":
+        return None
+    if url.query.get("uri") in ("true", "1") and db.startswith("file:"):
+        db = unquote(db[len("file:") :].split("?", 1)[0])
+        if db.startswith("//"):  # file://host/path: only the local host is meaningful
+            db = "/" + db[2:].split("/", 1)[-1]
+    return db
 
 
 class Settings(BaseSettings):
@@ -184,8 +197,9 @@ class Settings(BaseSettings):
                 f"the database driver of {url.drivername!r} is not installed ({exc.name}); "
                 "use sqlite or postgresql+psycopg"
             ) from None
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            folder = Path(url.database).parent
+        db = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+        if db is not None:
+            folder = Path(db).parent
             if folder.exists() and not folder.is_dir():
                 raise ValueError(f"{folder} is a file, not a folder for the SQLite file")
             if not folder.is_dir():

@@ -73,10 +73,11 @@ def test_materialize_status_why_history(graph_env: Path):
     assert "4 success" in res.stdout
 
     status = runner.invoke(app, ["status", "--json"])
-    rows = {r["key"]: r for r in json.loads(status.stdout)}
-    assert rows["a"]["rows"] == 100 and rows["a"]["freshness"] == "PASS"
-    assert rows["a"]["time_max"] == "2024-01-02T00:00:00" and not rows["top"]["stale"]
-    assert json.loads(runner.invoke(app, ["status", "--stale", "--json"]).stdout) == []
+    rows = {r["key"]: r for r in json.loads(status.stdout)["assets"]}
+    assert rows["a"]["store_rows"] == 100 and rows["a"]["freshness"] == "PASS"
+    assert rows["a"]["store_end"] == "2024-01-02T00:00:00" and not rows["top"]["stale"]
+    stale = json.loads(runner.invoke(app, ["status", "--stale", "--json"]).stdout)
+    assert stale["assets"] == []
 
     write_sources(
         graph_env,
@@ -93,7 +94,7 @@ def test_materialize_status_why_history(graph_env: Path):
     assert "because source_advanced" in text and "source_end=2024-01-03" in text
     assert "because upstream_planned" in text
     assert "b: not planned" not in text  # b is not on the path to the root cause
-    stale = json.loads(runner.invoke(app, ["status", "--stale", "--json"]).stdout)
+    stale = json.loads(runner.invoke(app, ["status", "--stale", "--json"]).stdout)["assets"]
     reasons = {r["key"]: {x["code"] for x in r["reasons"]} for r in stale}
     assert reasons == {
         "a": {"source_advanced"},

@@ -359,7 +359,7 @@ def test_unready_request_is_resumed_and_a_behind_source_is_not_retried(
 
         res = CliRunner().invoke(app, ["status", "--json"])
         assert res.exit_code == 0, res.output
-        status = {r["key"]: r for r in json.loads(res.stdout)}
+        status = {r["key"]: r for r in json.loads(res.stdout)["assets"]}
         codes = {r["code"] for r in status[stuck]["reasons"]}
         assert "waiting" in codes, status[stuck]
         waiting = next(r for r in status[stuck]["reasons"] if r["code"] == "waiting")
@@ -432,7 +432,7 @@ def test_a_stream_gone_from_the_toc_is_discontinued_then_harvested_again(
     def status() -> dict[str, dict]:
         code, out = cli("status", "--json")
         assert code == 0, out
-        return {r["key"]: r for r in json.loads(out)}
+        return {r["key"]: r for r in json.loads(out)["assets"]}
 
     try:
         harvest()

@@ -213,6 +213,11 @@ def load_specs(config_dir: Path | str, derived: bool = True) -> dict[str, AssetS
                 )
             specs[spec.key] = spec
             origin[spec.key] = file
+    if not specs:
+        raise ConfigError(
+            f"config folder {root} defines no assets (no harvest config YAMLs in it): pass "
+            "the folder of harvest configs with --config-dir or DATA_VENT_CONFIG_DIR"
+        )
     if derived:
         stores = [s for s in specs.values() if s.kind == "ooi_stream"]
         for spec in derived_specs(stores):

@@ -43,6 +43,14 @@ Selection = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON output.")]
+Prune = Annotated[
+    bool,
+    typer.Option(
+        "--prune",
+        help="Let the sync deactivate more than half of the active assets "
+        "(their configs are really gone).",
+    ),
+]
 
 
 def settings_for(config_dir: Path | None) -> Settings:
@@ -50,11 +58,35 @@ def settings_for(config_dir: Path | None) -> Settings:
     return get_settings(config_dir=config_dir)
 
 
-def workspace(config_dir: Path | None):
-    """The workspace of the command (specs, graph, state DB) under its settings."""
+def workspace(config_dir: Path | None, *, read_only: bool = False):
+    """The workspace of a command that works from the config folder (specs, graph, state
+    DB); ``read_only`` (``plan``, dry runs): nothing is synced, migrated or written."""
     from data_vent.run.workspace import Workspace
 
-    return Workspace.load(settings_for(config_dir))
+    return Workspace.load(settings_for(config_dir), read_only=read_only)
+
+
+def read_workspace(config_dir: Path | None):
+    """The workspace of a read-only command: the state DB alone (the specs its last sync
+    recorded), read-only; a config folder, when set, is compared with it, never synced."""
+    from data_vent.run.workspace import Workspace
+
+    return Workspace.from_state_db(settings_for(config_dir))
+
+
+def notes(ws) -> None:
+    """What a reader should know about the answer, on stderr after it (an error stays the
+    only line): no state DB yet, or a config folder that differs from the DB."""
+    from data_vent.views.status import changes_note
+
+    if ws.engine is None:
+        text = "note: no state DB yet (nothing harvested): every asset is missing"
+    elif not ws.specs:
+        text = "note: the state DB records no assets yet: run `data-vent harvest`"
+    else:
+        text = changes_note(ws.config_changes)
+    if text:
+        err.print(text, highlight=False)
 
 
 @app.callback()

@@ -11,6 +11,7 @@ from data_vent.cli import render
 from data_vent.cli.app import (
     AsJson,
     ConfigDir,
+    Prune,
     Selection,
     app,
     console,
@@ -18,32 +19,47 @@ from data_vent.cli.app import (
     ephemeral_hint,
     err,
     error_line,
+    notes,
+    read_workspace,
     settings_for,
     workspace,
 )
 from data_vent.core.errors import BadInput
+from data_vent.core.spec import AssetSpec
 from data_vent.core.vocab import Outcome
 from data_vent.settings import Settings
 
 GRAPH_FORMATS = ("mermaid", "dot", "html")
 
 
+def asset_row(spec: AssetSpec) -> dict[str, Any]:
+    """An asset definition as `assets --json` lists it."""
+    policy = spec.freshness
+    return {
+        "key": spec.key,
+        "kind": spec.kind,
+        "group": spec.group,
+        "deps": list(spec.deps),
+        "tags": spec.tags,
+        "code_version": spec.code_version,
+        "config_hash": spec.config_hash,
+        "freshness": None
+        if policy is None
+        else {
+            "warn_seconds": policy.warn.total_seconds() if policy.warn else None,
+            "fail_seconds": policy.fail.total_seconds() if policy.fail else None,
+        },
+    }
+
+
 @app.command()
 def assets(selection: Selection = None, config_dir: ConfigDir = None, as_json: AsJson = False):
-    """List asset definitions (key, kind, group, deps)."""
-    ws = workspace(config_dir)
+    """List asset definitions (key, kind, group, deps) as the last harvest recorded them."""
+    ws = read_workspace(config_dir)
     keys = ws.select(selection) if selection else set(ws.specs)
-    rows = [
-        {
-            "key": k,
-            "kind": ws.specs[k].kind,
-            "group": ws.specs[k].group,
-            "deps": list(ws.specs[k].deps),
-            "tags": ws.specs[k].tags,
-        }
-        for k in sorted(keys)
-    ]
+    rows = [asset_row(ws.specs[k]) for k in sorted(keys)]
     render.print_json(rows) if as_json else render.assets_table(rows)
+    notes(ws)
 
 
 @app.command()
@@ -59,14 +75,15 @@ def plan(
 ):
     """The dry run: what a run would materialize, with the action and reasons (values) of each.
 
-    Reads the state DB only; observe sources first (`data-vent observe`) for fresh news.
+    Plans the config folder against the state DB, writing nothing; observe sources first
+    (`data-vent observe`) for fresh news.
     """
     from data_vent.views.report import plan_rows
 
-    ws = workspace(config_dir)
-    ws.sync()
+    ws = workspace(config_dir, read_only=True)
     p = ws.plan(selection, force=force, refresh=refresh, include_upstream=not no_upstream)
     render.print_json(plan_rows(p)) if as_json else render.plan_table(p)
+    notes(ws)
 
 
 @app.command()
@@ -77,18 +94,19 @@ def materialize(
     refresh: Annotated[bool, typer.Option(help="Rebuild the selected stores whole.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the plan, change nothing.")] = False,
     no_upstream: Annotated[bool, typer.Option(help="Do not take in stale ancestors.")] = False,
+    prune: Prune = False,
 ):
     """Rematerialize the selected assets that are stale (all of them with --force)."""
-    ws = workspace(config_dir)
+    ws = workspace(config_dir, read_only=dry_run)
     ws.select(selection)  # bad selection: exit 2 before Prefect starts
-    if not dry_run:
-        check_storage(ws.settings)
     if dry_run:
-        ws.sync()
         render.plan_table(
             ws.plan(selection, force=force, refresh=refresh, include_upstream=not no_upstream)
         )
+        notes(ws)
         return
+    ws.check_sync(prune)  # a sync it would refuse: exit 2 before Prefect starts
+    check_storage(ws.settings)
     result = _run_with_progress(
         "materialize",
         ws.settings,
@@ -96,17 +114,31 @@ def materialize(
         force=force,
         refresh=refresh,
         include_upstream=not no_upstream,
+        prune=prune,
     )
     raise typer.Exit(0 if result["ok"] else 1)
 
 
 @app.command()
-def harvest(config_dir: ConfigDir = None):
+def harvest(config_dir: ConfigDir = None, prune: Prune = False):
     """Run the daily freshness-driven harvest once (observe, plan, materialize the stale)."""
     ws = workspace(config_dir)  # bad config: exit 2 before Prefect starts
+    ws.check_sync(prune)  # and a sync it would refuse
     check_storage(ws.settings)
-    result = _run_with_progress("daily_harvest", ws.settings)
+    result = _run_with_progress("daily_harvest", ws.settings, prune=prune)
     raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _repairs(ws: Any, keys: set[str] | None) -> dict[str, str]:
+    """Stores a killed writer left (``status``'s ``needs_repair``): from the state DB (leases
+    past expiry), and from the stores' journals where this machine can read the storage."""
+    if ws.engine is None:
+        return {}
+    try:
+        return ws.pending_repairs(keys)
+    except Exception as exc:  # the state DB alone answers; the storage is a courtesy
+        err.print(f"note: stores not checked for repair: {exc}", highlight=False)
+        return ws.pending_repairs(keys, check_storage=False)
 
 
 def check_storage(settings: Settings) -> None:
@@ -162,32 +194,39 @@ def status(
     stale: Annotated[bool, typer.Option("--stale", help="Only stale assets.")] = False,
     as_json: AsJson = False,
 ):
-    """Harvest status: last success, time coverage, rows, lags, freshness and reasons."""
-    from data_vent.views.status import status_rows
+    """Harvest status from the state DB: last success, coverage, lags, freshness, reasons.
 
-    ws = workspace(config_dir)
-    ws.sync()
+    The rows are the `stream_status` view's (README, "The state database"); `--json` follows
+    data_vent/schemas/status-v1.json.
+    """
+    from data_vent.views.status import status_document, status_rows
+
+    ws = read_workspace(config_dir)
     snap = ws.snapshot()
-    p = ws.plan(snapshot=snap)
+    p = ws.plan(snapshot=snap, check_outputs=False)
     keys = ws.select(selection, snap) if selection else None
-    rows = status_rows(ws, p, snap, keys, repairs=ws.pending_repairs(keys))
+    rows = status_rows(ws, p, snap, keys, repairs=_repairs(ws, keys))
     if stale:
         rows = [r for r in rows if r["stale"]]
-    render.print_json(rows) if as_json else render.status_table(rows)
+    if as_json:
+        render.print_json(status_document(rows, ws.config_changes, p.now))
+    else:
+        render.status_table(rows)
+    notes(ws)
 
 
 @app.command()
 def why(
     asset: Annotated[str, typer.Argument(help="Asset key.")], config_dir: ConfigDir = None
 ):
-    """Why an asset is (or is not) planned, down to the root cause."""
+    """Why an asset is (or is not) stale and planned, down to the root cause (state DB)."""
     from data_vent.views.status import explain
 
-    ws = workspace(config_dir)
+    ws = read_workspace(config_dir)
     if asset not in ws.specs:
         ws.select(asset)  # raises with suggestions
-    ws.sync()
-    render.lines(explain(ws, ws.plan(), asset))
+    render.lines(explain(ws, ws.plan(check_outputs=False), asset))
+    notes(ws)
 
 
 @app.command()
@@ -200,18 +239,19 @@ def history(
     """Past materializations of an asset with their provenance, newest first."""
     from data_vent.state.materializations import history as attempts
 
-    ws = workspace(config_dir)
-    if asset not in ws.specs:
-        ws.select(asset)
-    rows = attempts(ws.engine, asset, limit)
+    ws = read_workspace(config_dir)
+    rows = attempts(ws.engine, asset, limit) if ws.engine is not None else []
+    if not rows and asset not in ws.specs:
+        ws.select(asset)  # raises with suggestions
     render.print_json(rows) if as_json else render.history_table(asset, rows)
+    notes(ws)
 
 
 @app.command()
-def observe(selection: Selection = None, config_dir: ConfigDir = None):
+def observe(selection: Selection = None, config_dir: ConfigDir = None, prune: Prune = False):
     """Ask OOI (metadata/times, one call per instrument) what moved; record the changes."""
     ws = workspace(config_dir)
-    ws.sync()
+    ws.sync(prune)
     keys = ws.sources_of(ws.select(selection)) if selection else None
     seen = ws.observe(keys)
     render.observe_table(seen.changed, seen.total)
@@ -247,10 +287,9 @@ def graph(
 
     if fmt not in GRAPH_FORMATS:
         raise BadInput(f"unknown --format {fmt!r}: use mermaid, dot or html")
-    ws = workspace(config_dir)
-    ws.sync()
+    ws = read_workspace(config_dir)
     snap = ws.snapshot()
-    p = ws.plan(snapshot=snap)
+    p = ws.plan(snapshot=snap, check_outputs=False)
     keys = ws.select(selection, snap) if selection else set(ws.specs)
     sub = ws.graph.subgraph(keys)
     colours = status_map(ws, p, snap, keys)
@@ -262,18 +301,24 @@ def graph(
         from data_vent.views.fleet import daily_rows, fleet_png
 
         stores = sorted(k for k in keys if f"{k}/availability" in ws.specs)
+        try:
+            picture = fleet_png(daily_rows(stores, ws.settings))
+        except Exception as exc:  # the state DB alone answers; the storage is a courtesy
+            err.print(f"note: no availability picture: cannot read the storage ({exc})")
+            picture = None
         text = lineage.to_html(
             sub,
             colours,
             status_rows(ws, p, snap, keys),
             groups={k: ws.specs[k].group for k in keys},
-            fleet_png=fleet_png(daily_rows(stores, ws.settings)),
+            fleet_png=picture,
         )
     if output:
         output.write_text(text)
         console.print(f"wrote {output}")
     else:
         render.write_text(text)
+    notes(ws)
 
 
 @app.command()
@@ -289,9 +334,9 @@ def demo(
     from data_vent.views.status import status_rows
 
     result = run_demo(home, days=days, console=console)
-    ws = Workspace.load(result["settings"])
+    ws = Workspace.from_state_db(result["settings"])
     snap = ws.snapshot()
-    p = ws.plan(snapshot=snap)
+    p = ws.plan(snapshot=snap, check_outputs=False)
     render.stream_table([r for r in status_rows(ws, p, snap) if r["kind"] == "ooi_stream"])
     raise typer.Exit(0 if all(run["ok"] for run in result["runs"]) else 1)
 

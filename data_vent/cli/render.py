@@ -16,7 +16,7 @@ from data_vent.cli.app import console
 from data_vent.core.records import Observation
 from data_vent.core.vocab import FreshnessState, NotPlannedCode, Outcome
 from data_vent.graph.planner import Plan
-from data_vent.views.report import fmt_coverage, fmt_reasons
+from data_vent.views.report import status_cells
 
 OUTCOME_COLORS = {
     Outcome.SUCCESS: "green",
@@ -217,17 +217,18 @@ def status_table(rows: list[dict[str, Any]]) -> None:
     ]
     body = []
     for r in rows:
+        cells = status_cells(r)
         c = FRESHNESS_COLORS.get(r["freshness"], "white")
         body.append(
             [
                 r["key"],
-                (r["last_success"] or "never")[:16],
-                fmt_coverage(r),
-                _rows(r["rows"]),
-                r["harvest_lag"],
-                r["source_lag"],
-                f"[{c}]{r['freshness']}[/{c}]",
-                fmt_reasons(r),
+                cells["last success"],
+                cells["coverage"],
+                cells["rows"],
+                cells["harvest lag"],
+                cells["source lag"],
+                f"[{c}]{cells['freshness']}[/{c}]",
+                cells["reasons"],
             ]
         )
     show(fitted_table(f"{len(rows)} assets", cols, body))
@@ -242,10 +243,10 @@ def stream_table(rows: list[dict[str, Any]]) -> None:
         Col("harvest lag", 3),
         Col("fresh", 4),
     ]
-    body = [
-        [r["key"], fmt_coverage(r), _rows(r["rows"]), r["harvest_lag"], r["freshness"]]
-        for r in rows
-    ]
+    body = []
+    for r in rows:
+        c = status_cells(r)
+        body.append([r["key"], c["coverage"], c["rows"], c["harvest lag"], c["freshness"]])
     show(fitted_table("stream stores", cols, body))
 
 

@@ -23,6 +23,10 @@ class ConfigError(BadInput):
     pass
 
 
+class NoStateDB(BadInput):
+    """The state DB does not exist yet, or holds no data-vent schema."""
+
+
 class ServiceUnavailable(DataVentError):
     """A service (state DB, S3, OOI) cannot be reached or timed out: exit 1, try later."""
 

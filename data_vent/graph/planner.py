@@ -234,7 +234,7 @@ def freshness_of(
     sources = [d for d in spec.deps if (s := specs.get(d)) is not None and s.observable]
     if not sources:
         return None
-    obs = snapshot.observations.get(sources[0])
+    obs = snapshot.observations.get(min(sources))  # the source the `stream_status` view takes
     last = snapshot.state(spec.key).last_success
     if obs is not None and obs.discontinued:
         end = obs.end_time

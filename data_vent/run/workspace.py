@@ -1,4 +1,12 @@
-"""What a run works on: settings, asset specs, their graph and the state DB engine."""
+"""What a run works on: settings, asset specs, their graph and the state DB engine.
+
+Two ways to load one. ``Workspace.load`` reads the config folder: the harvest, materialize,
+observe and ingest sync it into the state DB before they write anything; ``plan`` (the dry
+run) plans from it on a read-only engine without syncing. ``Workspace.from_state_db`` needs
+no config folder: the specs the last sync recorded, on a read-only engine (``status``,
+``why``, ``history``, ``assets``, ``graph``), and says how a config folder, when one is set,
+differs from them.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,13 @@ from sqlalchemy.engine import Engine
 
 from data_vent.assets.config import load_specs
 from data_vent.assets.kinds import get_kind
-from data_vent.core.errors import ConfigError, OOIAuthError, OOIUnavailable, SelectionError
+from data_vent.core.errors import (
+    ConfigError,
+    NoStateDB,
+    OOIAuthError,
+    OOIUnavailable,
+    SelectionError,
+)
 from data_vent.core.plan import PlanItem
 from data_vent.core.records import Observation, ObserveFailure
 from data_vent.core.snapshot import StateSnapshot
@@ -26,10 +40,33 @@ from data_vent.run.repair import pending_repairs, repair_assets
 from data_vent.run.runner import AssetOutcome, execution_order, materialize_asset
 from data_vent.run.schedule import Done, Start, run_as_ready
 from data_vent.settings import Settings, get_settings
-from data_vent.state.db import get_engine
+from data_vent.state.db import get_engine, read_engine
 from data_vent.state.observations import record_observations, record_observe_failures
 from data_vent.state.snapshot import read_snapshot
-from data_vent.state.specs import SyncReport, sync_specs
+from data_vent.state.specs import (
+    SyncReport,
+    check_prune,
+    recorded_specs,
+    spec_changes,
+    sync_specs,
+)
+
+
+def config_specs(settings: Settings) -> dict[str, AssetSpec]:
+    """The specs of the configured folder; every asset kind they name must load."""
+    if settings.config_dir is None:
+        raise ConfigError(
+            "no harvest configs: pass --config-dir or set DATA_VENT_CONFIG_DIR "
+            "to a folder of harvest config YAMLs"
+        )
+    specs = load_specs(Path(settings.config_dir))
+    for spec in specs.values():  # an unknown kind is bad input before any DB write
+        try:
+            get_kind(spec.kind)
+        except ConfigError as exc:
+            where = f"{spec.source_file}: " if spec.source_file else ""
+            raise ConfigError(f"{where}asset {spec.key!r}: {exc}") from None
+    return specs
 
 
 @dataclass
@@ -62,38 +99,71 @@ class Workspace:
     settings: Settings
     specs: dict[str, AssetSpec]
     graph: nx.DiGraph
-    engine: Engine
+    engine: Engine | None
+    """None only for a read-only workspace whose state DB does not exist yet."""
+    read_only: bool = False
+    config_changes: SyncReport | None = None
+    """``from_state_db`` with a config folder: how the folder differs from the DB."""
 
     @classmethod
-    def load(cls, settings: Settings | None = None) -> Workspace:
+    def load(cls, settings: Settings | None = None, *, read_only: bool = False) -> Workspace:
+        """From the config folder; ``read_only``: plan without syncing or migrating."""
         settings = settings or get_settings()
-        config_dir = settings.config_dir
-        if config_dir is None:
-            raise ConfigError(
-                "no harvest configs: pass --config-dir or set DATA_VENT_CONFIG_DIR "
-                "to a folder of harvest config YAMLs"
-            )
-        specs = load_specs(Path(config_dir))
-        for spec in specs.values():  # an unknown kind is bad input before any DB write
-            try:
-                get_kind(spec.kind)
-            except ConfigError as exc:
-                where = f"{spec.source_file}: " if spec.source_file else ""
-                raise ConfigError(f"{where}asset {spec.key!r}: {exc}") from None
+        specs = config_specs(settings)
         graph = build_graph(specs)
-        engine = get_engine(
-            settings.resolved_db_url(),
-            connect_timeout=settings.db_connect_timeout,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-        )
-        return cls(settings, specs, graph, engine)
+        if not read_only:
+            engine = get_engine(
+                settings.resolved_db_url(),
+                connect_timeout=settings.db_connect_timeout,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+            )
+            return cls(settings, specs, graph, engine)
+        try:
+            read: Engine | None = read_engine(settings.resolved_db_url())
+        except NoStateDB:
+            read = None  # nothing harvested yet: every asset is missing
+        return cls(settings, specs, graph, read, read_only=True)
 
-    def sync(self) -> SyncReport:
-        return sync_specs(self.engine, self.specs)
+    @classmethod
+    def from_state_db(cls, settings: Settings | None = None) -> Workspace:
+        """The specs the last sync recorded, read-only; a config folder, if set, is only
+        compared with them (``config_changes``)."""
+        settings = settings or get_settings()
+        # a config folder given is checked first: its errors name the file to fix
+        defined = config_specs(settings) if settings.config_dir is not None else None
+        try:
+            engine = read_engine(settings.resolved_db_url())
+        except NoStateDB:
+            if defined is None:
+                raise
+            # nothing harvested yet: the folder's assets, every one missing (as `plan` says)
+            added = SyncReport(added=sorted(defined))
+            return cls(settings, defined, build_graph(defined), None, True, added)
+        specs = recorded_specs(engine)
+        changes = spec_changes(engine, defined) if defined is not None else None
+        return cls(settings, specs, build_graph(specs), engine, True, changes)
+
+    def _writable(self) -> Engine:
+        if self.read_only or self.engine is None:
+            raise RuntimeError("a read-only workspace never writes the state DB")
+        return self.engine
+
+    def check_sync(self, prune: bool = False) -> SyncReport:
+        """What ``sync`` would change; refuses (exit 2) as ``sync`` would, writing nothing."""
+        if self.engine is None:
+            return SyncReport(added=sorted(self.specs))
+        report = spec_changes(self.engine, self.specs)
+        check_prune(report, prune)
+        return report
+
+    def sync(self, prune: bool = False) -> SyncReport:
+        return sync_specs(self._writable(), self.specs, prune=prune)
 
     def snapshot(self) -> StateSnapshot:
-        return read_snapshot(self.engine)
+        if self.engine is None:
+            return StateSnapshot()
+        return read_snapshot(self.engine, include_inactive=self.read_only)
 
     def observe(self, keys: Iterable[str] | None = None) -> Observed:
         """Observe sources (all, or those among ``keys``); record what changed, and which
@@ -109,11 +179,12 @@ class Workspace:
                 by_kind[spec.kind].append(spec)
         observed: list[Observation] = []
         failures: list[ObserveFailure] = []
+        engine = self._writable()
         for kind, specs in by_kind.items():
-            for entry in get_kind(kind).observe(specs, self.settings, self.engine):
+            for entry in get_kind(kind).observe(specs, self.settings, engine):
                 (failures if isinstance(entry, ObserveFailure) else observed).append(entry)
-        changed = record_observations(self.engine, observed)
-        record_observe_failures(self.engine, failures)
+        changed = record_observations(engine, observed)
+        record_observe_failures(engine, failures)
         result = Observed(changed, sum(len(v) for v in by_kind.values()), failures)
         result.raise_if_blind()
         return result
@@ -172,12 +243,13 @@ class Workspace:
         an asset to the executor (Prefect tasks in the flows); by default it runs here and
         now, one asset after another. ``items``: a part of the plan only; ``prior``: the
         outcomes of its planned inputs that ran elsewhere."""
+        engine = self._writable()
         if start is None:
 
             def start(item: PlanItem, done: Done) -> None:
                 done(
                     materialize_asset(
-                        item, self.specs, self.settings, self.engine, run_id, flow_run_id
+                        item, self.specs, self.settings, engine, run_id, flow_run_id
                     )
                 )
 
@@ -196,7 +268,7 @@ class Workspace:
         done = run_as_ready(
             by_run,
             self.graph,
-            self.engine,
+            engine,
             run_id,
             start,
             tolerant,
@@ -211,7 +283,7 @@ class Workspace:
     ) -> dict[str, AssetOutcome]:
         """Repair what killed writers left among ``keys`` (all assets by default), each
         under its lease; a run does this before it plans (see ``run.repair``)."""
-        return repair_assets(self.specs, self.settings, self.engine, run_id, keys, wait)
+        return repair_assets(self.specs, self.settings, self._writable(), run_id, keys, wait)
 
     def pending_repairs(
         self, keys: Iterable[str] | None = None, check_storage: bool = True

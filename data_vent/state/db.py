@@ -4,27 +4,36 @@ SQLite loses read-modify-write updates under concurrent threads unless every tra
 takes the write lock up front; so: WAL, a 30 s busy timeout and ``BEGIN IMMEDIATE`` on every
 transaction. PostgreSQL needs none of this (updates there are atomic statements or use
 ``SELECT ... FOR UPDATE``).
+
+Read-only commands (``status``, ``why``, ``plan`` ...) get a *read engine* instead: the
+SQLite file opened ``mode=ro`` with ``query_only``, PostgreSQL sessions with
+``default_transaction_read_only``; it never migrates, so it works with SELECT-only
+credentials and cannot write by accident.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
-from data_vent.core.errors import BadInput, DataVentError, StateDBUnavailable
+from data_vent.core.errors import BadInput, DataVentError, NoStateDB, StateDBUnavailable
+from data_vent.settings import sqlite_path
 
 log = logging.getLogger(__name__)
 
 _ENGINES: dict[str, Engine] = {}
+_READ_ENGINES: dict[str, Engine] = {}
 _UPGRADED: set[str] = set()
 _LOCK = threading.Lock()
 
@@ -32,6 +41,21 @@ _LOCK = threading.Lock()
 CONNECT_ATTEMPTS = 5
 """Tries to open one PostgreSQL connection (the server restarting, or at its connection
 limit while many workers start): backoff 0.5, 1, 2, 4 s between them."""
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except Exception as exc:
+        raise BadInput(f"invalid database URL {url!r}: {exc}; set DATA_VENT_DB_URL") from None
+
+
+def describe_url(url: str) -> str:
+    """The DB for messages: a SQLite file's path, or the URL without its password."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        return sqlite_path(parsed) or ":memory:"
+    return parsed.render_as_string(hide_password=True)
 
 
 def make_engine(
@@ -44,13 +68,10 @@ def make_engine(
     (``pool_pre_ping``: one dropped by the server or a proxy is replaced, not handed out)
     and recycled after 30 min, and connecting retried with backoff.
     """
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise BadInput(f"invalid database URL {url!r}: {exc}; set DATA_VENT_DB_URL") from None
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
-        db = parsed.database
-        if db and db != ":memory:":
+        db = sqlite_path(parsed)
+        if db and parsed.query.get("uri") not in ("true", "1"):
             try:
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -139,6 +160,89 @@ def _make_sqlite_safe(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def make_read_engine(url: str, connect_timeout: float = 10.0) -> Engine:
+    """A new engine that only reads ``url``: nothing is created, migrated or written."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(parsed)
+        if path is None:
+            raise BadInput("an in-memory SQLite state DB cannot be read by another command")
+        if not Path(path).is_file():
+            raise NoStateDB(
+                f"no state DB at {path}: run `data-vent harvest` (or `data-vent db upgrade`) "
+                "first, or set DATA_VENT_DB_URL to the harvest's database"
+            )
+        uri = f"file:{quote(str(Path(path).resolve()))}"
+
+        def connect() -> sqlite3.Connection:
+            try:
+                conn = sqlite3.connect(
+                    f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                )
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            except sqlite3.OperationalError:
+                # A WAL file in a folder we may not write (no -shm to create): read it as
+                # an immutable snapshot, which needs no lock file.
+                conn = sqlite3.connect(
+                    f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False
+                )
+            return conn
+
+        engine = create_engine("sqlite://", creator=connect)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA query_only=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn) -> None:  # pragma: no cover - driver hook
+            conn.exec_driver_sql("BEGIN")  # deferred: one consistent read, no write lock
+
+        return engine
+    options = "-c default_transaction_read_only=on"
+    if parsed.query.get("options"):
+        options = f"{parsed.query['options']} {options}"
+    engine = create_engine(
+        parsed.difference_update_query(["options"]),
+        connect_args={"options": options, "connect_timeout": max(1, round(connect_timeout))},
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+    )
+    _retry_connect(engine)
+    return engine
+
+
+def read_engine(url: str) -> Engine:
+    """The process-wide read engine for ``url``, once its schema is known to be current.
+
+    Raises ``NoStateDB`` when there is no data-vent schema yet, ``BadInput`` (exit 2) when
+    the schema is older (or newer) than this data-vent's: reading it would give wrong
+    answers, and a reader must not migrate.
+    """
+    with _LOCK:
+        engine = _READ_ENGINES.get(url)
+    if engine is not None:
+        return engine
+    engine = make_read_engine(url)
+    try:
+        from data_vent.state.migrate import require_current
+
+        require_current(engine, describe_url(url))
+    except DBAPIError as exc:
+        engine.dispose()
+        raise db_error(url, exc) from None
+    except BaseException:
+        engine.dispose()
+        raise
+    with _LOCK:
+        return _READ_ENGINES.setdefault(url, engine)
+
+
 def get_engine(
     url: str,
     upgrade: bool = True,
@@ -173,9 +277,10 @@ def init_db(engine: Engine) -> None:
 
 def dispose_all() -> None:
     with _LOCK:
-        for engine in _ENGINES.values():
+        for engine in (*_ENGINES.values(), *_READ_ENGINES.values()):
             engine.dispose()
         _ENGINES.clear()
+        _READ_ENGINES.clear()
         _UPGRADED.clear()
 
 

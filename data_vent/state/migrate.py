@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from data_vent.core.errors import BadInput, NoStateDB
 from data_vent.state.locks import serialize
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,3 +44,31 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     return before, current_revision(engine)
+
+
+def require_current(engine: Engine, where: str) -> str:
+    """The DB's revision, if it is this data-vent's head; else one line saying what to do.
+
+    Reads only (``alembic_version``), so it works on a read-only connection; a database
+    error propagates (``state.db.read_engine`` names it).
+    """
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return current
+    if current is None:
+        raise NoStateDB(
+            f"the state DB {where} has no data-vent schema: run `data-vent db upgrade` "
+            "(or a harvest), or set DATA_VENT_DB_URL to the harvest's database"
+        )
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {s.revision for s in script.walk_revisions()}
+    if current in known:
+        raise BadInput(
+            f"the state DB {where} has an older schema (revision {current}, this data-vent "
+            f"reads {head}): run `data-vent db upgrade`"
+        )
+    raise BadInput(
+        f"the state DB {where} has schema revision {current}, unknown to this data-vent "
+        f"(it reads {head}): upgrade data-vent"
+    )

@@ -33,6 +33,9 @@ class Asset(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
     observable: bool = False
+    freshness_warn_seconds: float | None = 6 * 3600.0
+    """The asset's freshness policy on harvest lag, in seconds (None: no threshold)."""
+    freshness_fail_seconds: float | None = 86400.0
     active: bool = Field(default=True, index=True)
     source_file: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)

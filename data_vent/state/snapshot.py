@@ -37,17 +37,22 @@ R = OOIRequest.__table__
 E = ObserveError.__table__
 
 
-def read_snapshot(engine: Engine, keys: Iterable[str] | None = None) -> StateSnapshot:
+def read_snapshot(
+    engine: Engine, keys: Iterable[str] | None = None, include_inactive: bool = False
+) -> StateSnapshot:
     """The planner's view of the DB; of ``keys`` only (assets and sources) if given, as the
-    runner re-reads one asset and its inputs under the asset's lease."""
+    runner re-reads one asset and its inputs under the asset's lease; ``include_inactive``
+    also reads assets the last sync retired (a plan from a config folder that defines them
+    again, without syncing)."""
     snap = StateSnapshot()
     keys = None if keys is None else list(keys)
-    only = A.c.active if keys is None else A.c.active & A.c.key.in_(keys)
+    active = A.c.active if not include_inactive else A.c.key.is_not(None)
+    only = active if keys is None else active & A.c.key.in_(keys)
     with gc_paused(), engine.connect() as conn:
-        active = select(A.c.key, E.c.error, E.c.error_type, E.c.failed_at).outerjoin(
+        active_rows = select(A.c.key, E.c.error, E.c.error_type, E.c.failed_at).outerjoin(
             E, E.c.source_key == A.c.key
         )
-        for r in conn.execute(active.where(only)):
+        for r in conn.execute(active_rows.where(only)):
             snap.assets[r.key] = AssetState(r.key)
             if r.error is not None:
                 snap.observe_errors[r.key] = ObserveFailure(

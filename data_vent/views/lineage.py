@@ -18,7 +18,7 @@ import networkx as nx
 
 from data_vent.core.vocab import AssetStatus
 from data_vent.graph.status import HEADLINE_ORDER
-from data_vent.views.report import fmt_coverage, fmt_reasons
+from data_vent.views.report import status_cells
 
 VENDOR = Path(__file__).parent / "vendor"
 COLLAPSE_ABOVE = 60
@@ -83,20 +83,23 @@ def to_html(
         d: dict[str, Any] = {"key": k, "status": status.get(k, AssetStatus.MISSING)}
         d["group"] = groups.get(k) or "other"
         if r is not None:
+            c = status_cells(r)
             d["details"] = {
                 "reasons": [
                     x["code"] + (f" {x['values']}" if x.get("values") else "")
                     for x in r["reasons"]
                 ]
                 or [r.get("note") or "fresh"],
-                "last success": r["last_success"] or "never",
-                "last attempt": r.get("last_attempt") or "-",
-                "coverage": fmt_coverage(r),
-                "rows": "-" if r["rows"] is None else str(r["rows"]),
-                "harvest lag": r["harvest_lag"],
-                "source lag": r["source_lag"],
-                "freshness": r["freshness"],
+                "last success": r["last_success_at"] or "never",
+                "last attempt": r.get("last_attempt_status") or "-",
+                "coverage": c["coverage"],
+                "rows": c["rows"],
+                "harvest lag": c["harvest lag"],
+                "source lag": c["source lag"],
+                "freshness": c["freshness"],
             }
+            if r.get("last_error"):
+                d["details"]["last error"] = r["last_error"]
         nodes.append(d)
     data = {
         "nodes": nodes,
@@ -119,16 +122,17 @@ def to_html(
     body = []
     for r in rows:
         st = status.get(r["key"], AssetStatus.MISSING)
+        c = status_cells(r)
         cells = [
             r["key"],
             st,
-            (r["last_success"] or "never")[:16],
-            fmt_coverage(r),
-            "-" if r["rows"] is None else str(r["rows"]),
-            r["harvest_lag"],
-            r["source_lag"],
-            r["freshness"],
-            fmt_reasons(r),
+            c["last success"],
+            c["coverage"],
+            c["rows"],
+            c["harvest lag"],
+            c["source lag"],
+            c["freshness"],
+            c["reasons"],
         ]
         tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
         body.append(f'<tr class="{st}" data-key="{html.escape(r["key"])}">{tds}</tr>')

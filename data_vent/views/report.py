@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+from data_vent.core.timeutil import fmt_lag
 from data_vent.core.vocab import AssetStatus, NotPlannedCode
 from data_vent.graph.planner import Plan
 
 
 def fmt_coverage(row: Mapping[str, Any]) -> str:
-    """A status row's time coverage, to the minute: ``first … last``."""
-    if not row.get("time_max"):
+    """A status row's store coverage, to the minute: ``first … last``."""
+    if not row.get("store_end"):
         return "-"
-    return f"{(row.get('time_min') or '-')[:16]} … {row['time_max'][:16]}"
+    return f"{(row.get('store_begin') or '-')[:16]} … {row['store_end'][:16]}"
 
 
 def fmt_reasons(row: Mapping[str, Any]) -> str:
@@ -27,6 +29,24 @@ def fmt_reasons(row: Mapping[str, Any]) -> str:
     if row.get("needs_repair"):
         text = f"NEEDS REPAIR ({row['needs_repair']}: `data-vent repair {row['key']}`); {text}"
     return text
+
+
+def lag_text(seconds: int | None) -> str:
+    """A lag for people (``2d 3h``); ``-`` when unknown."""
+    return fmt_lag(timedelta(seconds=seconds) if seconds is not None else None)
+
+
+def status_cells(row: Mapping[str, Any]) -> dict[str, str]:
+    """A status row as people read it (the CLI table and the lineage page's table)."""
+    return {
+        "last success": (row["last_success_at"] or "never")[:16],
+        "coverage": fmt_coverage(row),
+        "rows": "-" if row["store_rows"] is None else str(row["store_rows"]),
+        "harvest lag": lag_text(row["harvest_lag_seconds"]),
+        "source lag": lag_text(row["source_lag_seconds"]),
+        "freshness": row["freshness"] or "-",
+        "reasons": fmt_reasons(row),
+    }
 
 
 def plan_rows(plan: Plan) -> list[dict[str, Any]]:

@@ -79,7 +79,7 @@ def site(
 def status_rows(site: Site, capfd, monkeypatch) -> dict[str, dict]:
     res = run_main(["status", "--json"], site.env, capfd, monkeypatch)
     assert res.code == 0, res.err
-    return {r["key"]: r for r in json.loads(res.out)}
+    return {r["key"]: r for r in json.loads(res.out)["assets"]}
 
 
 def test_a_fresh_site_is_pass(site: Site, capfd, monkeypatch):

@@ -111,7 +111,7 @@ def test_status_flags_it_and_repair_finishes_the_publish(
     cli = CliRunner()
     res = cli.invoke(app, ["status", "--json"])
     assert res.exit_code == 0, res.output
-    row = next(r for r in json.loads(res.stdout) if r["key"] == CTD)
+    row = next(r for r in json.loads(res.stdout)["assets"] if r["key"] == CTD)
     assert row.get("needs_repair"), row
 
     res = cli.invoke(app, ["repair"])
@@ -119,7 +119,7 @@ def test_status_flags_it_and_repair_finishes_the_publish(
     assert "rolled forward" in res.stdout and CTD in res.stdout
     assert not (url / JOURNAL).exists()
     np.testing.assert_array_equal(store_times(url), file_times(parts))  # the new version
-    row = next(r for r in json.loads(cli.invoke(app, ["status", "--json"]).stdout))
+    row = next(r for r in json.loads(cli.invoke(app, ["status", "--json"]).stdout)["assets"])
     assert not row["needs_repair"]
     hist = json.loads(cli.invoke(app, ["history", CTD, "--json"]).stdout)
     assert hist[0]["action"] == "repair" and hist[0]["status"] == "success"
