@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     """Seconds a writer waits for another live writer's lease on the same asset; past that,
     a run reports the asset ``locked`` (that run's work) and ``ingest`` exits 1."""
     chunk_target_bytes: int = _whole(1024, 1 << 40, default=100 * 1024 * 1024)
+    worker_name: str | None = Field(None, description="a name for this worker")
+    """Names this process in ``materialization.worker`` (default: the host name); read from
+    the environment by the state layer, declared here so a worker's env is not refused."""
 
     @field_validator("ooi_url", "s3_endpoint_url", "ooi_results_url")
     @classmethod
