@@ -2,9 +2,9 @@
 
 Every process that shares the state DB takes a slot before the guarded work and frees it
 after, so together they never hold more than ``cap`` at once. Taking a slot is one atomic
-upsert that succeeds only on a free or expired row, on SQLite (where every transaction takes
-the write lock up front) and on PostgreSQL (where a concurrent insert of the same row waits
-for the first to commit, then finds it taken). A crashed holder's slots expire.
+upsert that succeeds only on a free or expired row. Takers of one limit are serialized (SQLite
+takes the write lock up front; PostgreSQL an advisory lock per limit name). A crashed
+holder's slots expire.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from data_vent.core.timeutil import utcnow
+from data_vent.state.locks import serialize
 from data_vent.state.models import CallSlot
 
 S = CallSlot.__table__
@@ -38,6 +39,9 @@ def acquire_slot(
     now = utcnow()
     expires = now + timedelta(seconds=ttl)
     with engine.begin() as conn:
+        # One taker per limit at a time: on PostgreSQL an upsert that finds a live slot still
+        # locks its row, so two takers trying the same slots in other orders deadlocked.
+        serialize(conn, f"slots:{name}")
         taken = set(
             conn.execute(
                 select(S.c.slot).where((S.c.name == name) & (S.c.expires_at >= now))
