@@ -14,7 +14,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def readme_settings() -> list[str]:
     """Every ``DATA_VENT_*`` name in the README's Settings table rows."""
-    rows = [line for line in README.read_text().splitlines() if line.startswith("| `DATA_VENT_")]
+    rows = [
+        line for line in README.read_text().splitlines() if line.startswith("| `DATA_VENT_")
+    ]
     return sorted({re.match(r"\| `(DATA_VENT_[A-Z0-9_]+)`", r).group(1) for r in rows})
 
 

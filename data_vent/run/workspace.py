@@ -120,7 +120,9 @@ class Workspace:
             )
             return cls(settings, specs, graph, engine)
         try:
-            read: Engine | None = read_engine(settings.resolved_db_url())
+            read: Engine | None = read_engine(
+                settings.resolved_db_url(), settings.db_connect_timeout
+            )
         except NoStateDB:
             read = None  # nothing harvested yet: every asset is missing
         return cls(settings, specs, graph, read, read_only=True)
@@ -133,7 +135,7 @@ class Workspace:
         # a config folder given is checked first: its errors name the file to fix
         defined = config_specs(settings) if settings.config_dir is not None else None
         try:
-            engine = read_engine(settings.resolved_db_url())
+            engine = read_engine(settings.resolved_db_url(), settings.db_connect_timeout)
         except NoStateDB:
             if defined is None:
                 raise

@@ -217,7 +217,7 @@ def make_read_engine(url: str, connect_timeout: float = 10.0) -> Engine:
     return engine
 
 
-def read_engine(url: str) -> Engine:
+def read_engine(url: str, connect_timeout: float = 10.0) -> Engine:
     """The process-wide read engine for ``url``, once its schema is known to be current.
 
     Raises ``NoStateDB`` when there is no data-vent schema yet, ``BadInput`` (exit 2) when
@@ -228,7 +228,7 @@ def read_engine(url: str) -> Engine:
         engine = _READ_ENGINES.get(url)
     if engine is not None:
         return engine
-    engine = make_read_engine(url)
+    engine = make_read_engine(url, connect_timeout)
     try:
         from data_vent.state.migrate import require_current
 
