@@ -1,14 +1,16 @@
 """Lineage page at fleet scale: does ``data-vent graph --format html`` still read at N streams?
 
 Clones the 115 real harvest configs (tests/data/configs) into N configs with distinct
-instruments spread over many sites (clone c of site ``CE02SHBP`` is site ``CE02SHBPXc``),
-syncs them into a fresh SQLite state DB in a temp DATA_VENT_HOME, times the CLI writing the
-page, then opens it in headless Chromium (the DevTools-pipe client of
-tests/test_lineage_html.py) and measures: navigate -> ``body[data-ready]`` (first load and
-median), console problems, labels fitting their boxes, boxes shown collapsed, search
-('CTDPF') and expand-all times (in the page), boxes and label fit after expanding, SVG and
-page sizes. Times are medians of --repeat page loads. The same figures follow for the 115
-real configs as a baseline, then the ratio.
+instruments spread over many sites (``clone_configs`` of tests/test_lineage_html.py: clone c
+of site ``CE02SHBP`` is site ``CE02SHBPXc``), syncs them into a fresh SQLite state DB in a
+temp DATA_VENT_HOME, times the CLI writing the page, then opens it in headless Chromium (the
+DevTools-pipe client of tests/test_lineage_html.py) and measures: navigate ->
+``body[data-ready]`` (first load and median), console problems, labels fitting their boxes,
+boxes shown collapsed, whether the catalog box is on the first screen (1400x1000), opening an
+array box (when the page opens by OOI array), search ('CTDPF') and expand-all times (in the
+page), boxes and label fit after expanding, SVG and page sizes. Times are medians of
+--repeat page loads. The same figures follow for the 115 real configs as a baseline, then
+the ratio.
 
     .venv/bin/python benchmarks/lineage_page.py --streams 600
 """
@@ -26,26 +28,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.test_lineage_html import BOXES, CHROMIUM, LABELS_FIT, DevTools  # noqa: E402
+from tests.test_lineage_html import (  # noqa: E402
+    BOXES,
+    CATALOG_ON_SCREEN,
+    CHROMIUM,
+    LABELS_FIT,
+    DevTools,
+    clone_configs,
+)
 
-REAL_CONFIGS = REPO / "tests" / "data" / "configs"
 READY_TIMEOUT = 120.0
 """Seconds to wait for ``body[data-ready]`` before calling the page broken."""
 
 SVG_SIZE = (
     "(() => { const s = document.getElementById('lineage');"
     " return [+s.getAttribute('width'), +s.getAttribute('height')]; })()"
-)
-CATALOG_ON_SCREEN = (
-    "(() => { const g = document.querySelector('#lineage g.group[data-group=catalog]');"
-    " if (!g) return null; const r = g.getBoundingClientRect();"
-    " return r.right <= innerWidth && r.bottom <= innerHeight && r.left >= 0 && r.top >= 0;"
-    " })()"
 )
 SEARCH = (
     "(() => { const i = document.getElementById('search'); i.value = 'CTDPF';"
@@ -54,30 +54,17 @@ SEARCH = (
     "'#lineage g.node')].map(g => g.dataset.key);"
     " return [ms, keys.length, keys.every(k => k.includes('CTDPF'))]; })()"
 )
+OPEN_ARRAY = (
+    "(() => { const g = document.querySelector('#lineage g.array');"
+    " if (!g) return null; const t = performance.now();"
+    " g.dispatchEvent(new MouseEvent('click', {bubbles: true}));"
+    " return [performance.now() - t, g.dataset.array]; })()"
+)
 EXPAND = (
     "(() => { document.getElementById('search').value = '';"
     " const t = performance.now(); document.getElementById('expand').click();"
     " return performance.now() - t; })()"
 )
-
-
-def clone_configs(n: int, dest: Path) -> int:
-    """Write ``n`` harvest configs into ``dest``; return the number of sites they span."""
-    real = sorted(REAL_CONFIGS.glob("*.yaml"))
-    sites: set[str] = set()
-    for i in range(n):
-        clone, src = divmod(i, len(real))
-        doc = yaml.safe_load(real[src].read_text())
-        site, rest = doc["instrument"].split("-", 1)
-        if clone:
-            site = f"{site}X{clone}"
-        doc["instrument"] = f"{site}-{rest}"
-        sites.add(site)
-        stream = doc["stream"]
-        out = dest / f"{doc['instrument']}-{stream['method']}-{stream['name']}.yaml"
-        assert not out.exists(), out
-        out.write_text(yaml.safe_dump(doc, sort_keys=True))
-    return len(sites)
 
 
 def clean_env(home: Path, configs: Path) -> dict[str, str]:
@@ -198,6 +185,12 @@ def browse(dt: DevTools, url: str) -> dict[str, Any]:
     fig["boxes collapsed"] = evaluate(dt, s, BOXES)
     fig["svg collapsed"] = evaluate(dt, s, SVG_SIZE)
     fig["catalog on screen"] = evaluate(dt, s, CATALOG_ON_SCREEN)
+    opened = evaluate(dt, s, OPEN_ARRAY)  # the first array box, if the page opens by array
+    if opened is not None:
+        fig["open array ms"], fig["array opened"] = opened
+        fig["boxes array open"] = evaluate(dt, s, BOXES)
+        fig["array labels fit"] = evaluate(dt, s, LABELS_FIT)
+        fig["catalog on screen array open"] = evaluate(dt, s, CATALOG_ON_SCREEN)
     ms, hits, all_match = evaluate(dt, s, SEARCH)
     fig["search ms"], fig["search hits"] = ms, hits
     fig["search all match"] = all_match
@@ -222,7 +215,7 @@ def show(fig: dict[str, Any]) -> None:
     print(f"--- {fig['streams']} streams ---")
     for k, v in fig.items():
         if k != "streams":
-            print(f"  {k:<20} {fmt(v)}")
+            print(f"  {k:<28} {fmt(v)}")
 
 
 def main() -> None:
@@ -253,7 +246,9 @@ def main() -> None:
             ("not ready", f["ready s"] is None),
             ("ready > 5 s", (f["ready s"] or 0) > 5),
             ("console problems", bool(f.get("problems"))),
+            ("catalog off the first screen", f.get("catalog on screen") is not True),
             ("labels overflow", not f.get("labels fit", False)),
+            ("opened array's labels overflow", not f.get("array labels fit", True)),
             ("search shows non-matches", not f.get("search all match", False)),
             ("expand > 5 s", f.get("expand ms", 0) > 5000),
             ("expanded boxes != assets", f.get("boxes expanded") != f["assets"]),

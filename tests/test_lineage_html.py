@@ -27,6 +27,7 @@ import yaml
 from tests.kinds import write_sources
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_CONFIGS = REPO / "tests" / "data" / "configs"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -417,10 +418,50 @@ def _state_for(configs: Path, monkeypatch) -> dict[str, str]:
     return env
 
 
+def clone_configs(n: int, dest: Path, spread: bool = False) -> int:
+    """Write ``n`` harvest configs cloned from the real ones into ``dest``; return the number
+    of sites they span (a fleet-sized page without fleet-sized fixtures).
+
+    Clone c of a real config is at site ``<site>X<c>`` (clone 0 keeps the real site); with
+    ``spread`` config i is a real one picked evenly across them at site ``<site>S<i>``: every
+    stream at a site of its own, arrays mixed, the fewest streams that make many sites.
+    """
+    real = sorted(REAL_CONFIGS.glob("*.yaml"))
+    sites: set[str] = set()
+    for i in range(n):
+        clone, src = divmod(i, len(real))
+        if spread:
+            src = i * len(real) // n
+        doc = yaml.safe_load(real[src].read_text())
+        site, rest = doc["instrument"].split("-", 1)
+        if spread:
+            site = f"{site}S{i}"
+        elif clone:
+            site = f"{site}X{clone}"
+        doc["instrument"] = f"{site}-{rest}"
+        sites.add(site)
+        stream = doc["stream"]
+        out = dest / f"{doc['instrument']}-{stream['method']}-{stream['name']}.yaml"
+        assert not out.exists(), out
+        out.write_text(yaml.safe_dump(doc, sort_keys=True))
+    return len(sites)
+
+
 LABELS_FIT = """[...document.querySelectorAll('#lineage g.node, #lineage g.group')]
   .every(g => g.querySelector('text').getBBox().width + 8
               <= +g.querySelector('rect').getAttribute('width'))"""
 BOXES = "document.querySelectorAll('#lineage g.node, #lineage g.group').length"
+CATALOG_ON_SCREEN = (
+    "(() => { const g = document.querySelector('#lineage g.group[data-group=catalog]');"
+    " if (!g) return null; const r = g.getBoundingClientRect();"
+    " return r.right <= innerWidth && r.bottom <= innerHeight && r.left >= 0 && r.top >= 0;"
+    " })()"
+)
+SEARCH_CTDPF = (
+    "(() => { const i = document.getElementById('search'); i.value = 'CTDPF';"
+    "i.dispatchEvent(new Event('input')); return [...document.querySelectorAll("
+    "'#lineage g.node')].map(g => g.dataset.key); })()"
+)
 
 
 @needs_chromium
@@ -453,20 +494,9 @@ def test_lineage_page_at_fleet_scale(isolated_env, tmp_path, monkeypatch, stream
             )
             + 1
         )
-        on_screen = dt.evaluate(
-            s,
-            "(() => { const r = document.querySelector('#lineage g.group[data-group=catalog]')"
-            ".getBoundingClientRect(); return r.right <= innerWidth && r.bottom <= innerHeight"
-            " && r.left >= 0 && r.top >= 0; })()",
-        )
-        assert on_screen is True
+        assert dt.evaluate(s, CATALOG_ON_SCREEN) is True
         # search narrows the graph to the matching assets, each whole in its box
-        shown = dt.evaluate(
-            s,
-            "(() => { const i = document.getElementById('search'); i.value = 'CTDPF';"
-            "i.dispatchEvent(new Event('input')); return [...document.querySelectorAll("
-            "'#lineage g.node')].map(g => g.dataset.key); })()",
-        )
+        shown = dt.evaluate(s, SEARCH_CTDPF)
         assert shown and all("CTDPF" in k for k in shown)
         assert dt.evaluate(s, LABELS_FIT) is True
         # a status filter takes the sources out; a click shows an asset's details
@@ -489,4 +519,54 @@ def test_lineage_page_at_fleet_scale(isolated_env, tmp_path, monkeypatch, stream
         dt.evaluate(s, "document.getElementById('search').value = '';"
                        "document.getElementById('expand').click()")  # fmt: skip
         assert dt.evaluate(s, BOXES) > boxes and dt.evaluate(s, LABELS_FIT) is True
+        assert dt.problems() == []
+
+
+@needs_chromium
+@pytest.mark.slow  # chromium
+def test_lineage_page_collapses_by_array_past_a_screen_of_sites(
+    isolated_env, tmp_path, monkeypatch
+):
+    """More sites than fit the screen open as one box per OOI array (the 600-stream fleet's
+    90 site boxes made a column 2,500 px tall, the catalog below the fold)."""
+    from data_vent.views.lineage import GROUPS_ON_SCREEN
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    sites = clone_configs(GROUPS_ON_SCREEN, configs, spread=True)  # + catalog: one too many
+    arrays = {p.name[:2] for p in configs.glob("*.yaml")}
+    assert sites == GROUPS_ON_SCREEN and len(arrays) > 1
+    env = _state_for(configs, monkeypatch)
+    cli(env, "graph", "--format", "html", "-o", "page.html", cwd=tmp_path)
+    with DevTools(tmp_path / "ud", window="1400,1000") as dt:
+        s = dt.open((tmp_path / "page.html").as_uri())
+        assert dt.evaluate(s, "document.body.dataset.ready") == "true"
+        # one box per array and the catalog, all on the first screen, labels inside
+        assert dt.evaluate(s, BOXES) == len(arrays) + 1
+        folded = "[...document.querySelectorAll('#lineage g.array')].map(g => g.dataset.array)"
+        assert dt.evaluate(s, folded) == sorted(arrays)
+        assert dt.evaluate(s, CATALOG_ON_SCREEN) is True
+        assert dt.evaluate(s, LABELS_FIT) is True
+        # a click on an array box opens it into its sites (still collapsed), the rest stays
+        dt.evaluate(
+            s,
+            "document.querySelector('#lineage g.array[data-array=CE]')"
+            ".dispatchEvent(new MouseEvent('click', {bubbles: true}))",
+        )
+        assert dt.evaluate(s, folded) == sorted(arrays - {"CE"})
+        groups = "[...document.querySelectorAll('#lineage [data-group]')]"
+        groups += ".map(g => g.dataset.group)"
+        ce_sites = {p.name.split("-")[0] for p in configs.glob("CE*.yaml")}
+        assert sorted(dt.evaluate(s, groups)) == sorted(ce_sites | {"catalog"})
+        assert dt.evaluate(s, LABELS_FIT) is True
+        # search narrows to the matching assets, each whole in its box
+        shown = dt.evaluate(s, SEARCH_CTDPF)
+        assert shown and all("CTDPF" in k for k in shown) and len(shown) < 3 * sites
+        assert dt.evaluate(s, LABELS_FIT) is True
+        # expand all opens everything; collapse by array folds it back
+        clear = "document.getElementById('search').value = '';"
+        dt.evaluate(s, clear + "document.getElementById('expand').click()")
+        assert dt.evaluate(s, BOXES) == 3 * sites + 1
+        dt.evaluate(s, "document.getElementById('collapse-arrays').click()")
+        assert dt.evaluate(s, BOXES) == len(arrays) + 1
         assert dt.problems() == []

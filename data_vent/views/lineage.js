@@ -1,5 +1,6 @@
 // The lineage page: draws the asset graph with dagre (inlined above), collapses sites into
-// one box each, filters by search text and status, shows an asset's details on click.
+// one box each (and, when there are too many sites for the screen, OOI arrays into one box
+// each), filters by search text and status, shows an asset's details on click.
 // `data-ready` on <body> marks a finished render (the tests wait for it).
 (function () {
   "use strict";
@@ -8,10 +9,17 @@
   data.nodes.forEach(function (n) { byKey[n.key] = n; });
   var rank = {};
   data.order.forEach(function (s, i) { rank[s] = i; });
-  var collapsed = {};
-  if (data.collapse) {
-    data.nodes.forEach(function (n) { collapsed[n.group] = true; });
+  var arrays = data.arrays || {};  // site -> its array, when the page opens by array
+  var collapsed = {}, folded = {};  // sites shown as one box; arrays shown as one box
+  function collapseAll(byArray) {
+    collapsed = {};
+    folded = {};
+    data.nodes.forEach(function (n) {
+      collapsed[n.group] = true;
+      if (byArray && arrays[n.group]) folded[arrays[n.group]] = true;
+    });
   }
+  if (data.collapse) collapseAll(true);
   var rows = {};
   document.querySelectorAll("#status tbody tr").forEach(function (tr) {
     rows[tr.dataset.key] = tr;
@@ -38,21 +46,29 @@
     return { text: text, on: on };
   }
 
-  // What is drawn: assets passing the filters; those of a collapsed site (when no search is
-  // typed) become one box per site, coloured by its worst status.
+  // What is drawn: assets passing the filters; those of a folded array or a collapsed site
+  // (when no search is typed) become one box per array or site, coloured by its worst status.
   function view() {
     var w = wanted();
     var shown = {}, boxes = {};
+    function gather(id, fields, n) {
+      var b = boxes[id] || (boxes[id] = Object.assign({ id: id, count: 0, sites: {},
+                                                        status: n.status, site: true },
+                                                      fields));
+      b.count += 1;
+      b.sites[n.group] = true;
+      if (rank[n.status] < rank[b.status]) b.status = n.status;
+    }
     data.nodes.forEach(function (n) {
       if (!w.on[n.status]) return;
       if (w.text && n.key.toLowerCase().indexOf(w.text) < 0) return;
-      var id = n.key;
-      if (!w.text && collapsed[n.group]) {
+      var id = n.key, a = arrays[n.group];
+      if (!w.text && a && folded[a]) {
+        id = "array:" + a;
+        gather(id, { array: a }, n);
+      } else if (!w.text && collapsed[n.group]) {
         id = "site:" + n.group;
-        var b = boxes[id] || (boxes[id] = { id: id, group: n.group, count: 0,
-                                            status: n.status, site: true });
-        b.count += 1;
-        if (rank[n.status] < rank[b.status]) b.status = n.status;
+        gather(id, { group: n.group }, n);
       } else {
         boxes[id] = { id: id, key: n.key, status: n.status, site: false };
       }
@@ -68,7 +84,13 @@
     });
     Object.keys(boxes).forEach(function (id) {
       var b = boxes[id];
-      b.label = b.site ? b.group + " (" + b.count + " assets)" : b.key;
+      if (b.array) {
+        var name = data.array_names[b.array] || "array";
+        b.label = b.array + " " + name + " (" + Object.keys(b.sites).length + " sites, "
+          + b.count + " assets)";
+      } else {
+        b.label = b.site ? b.group + " (" + b.count + " assets)" : b.key;
+      }
       b.width = Math.ceil(measure.measureText(b.label).width) + 2 * PAD;
     });
     return { boxes: boxes, edges: edges, assets: Object.keys(shown).length };
@@ -105,8 +127,11 @@
     var text = wanted().text;
     g.nodes().forEach(function (id) {
       var b = v.boxes[id], n = g.node(id);
-      var grp = el("g", { "class": (b.site ? "group " : "node ") + b.status }, svg);
-      if (b.site) grp.dataset.group = b.group; else grp.dataset.key = b.key;
+      var kind = b.array ? "group array " : b.site ? "group " : "node ";
+      var grp = el("g", { "class": kind + b.status }, svg);
+      if (b.array) grp.dataset.array = b.array;
+      else if (b.site) grp.dataset.group = b.group;
+      else grp.dataset.key = b.key;
       if (text && !b.site) grp.classList.add("hit");
       el("title", {}, grp).textContent = b.label + ": " + b.status;
       el("rect", { x: n.x - n.width / 2, y: n.y - BOX_H / 2, width: n.width, height: BOX_H,
@@ -115,7 +140,10 @@
                            "font-size": 12, "font-family": "monospace" }, grp);
       t.textContent = b.label;
       grp.addEventListener("click", function () {
-        if (b.site) { collapsed[b.group] = false; draw(); } else { details(b.key); }
+        if (b.array) folded[b.array] = false;  // its sites stay collapsed
+        else if (b.site) collapsed[b.group] = false;
+        else return details(b.key);
+        draw();
       });
     });
     document.getElementById("shown").textContent =
@@ -152,12 +180,20 @@
   });
   document.getElementById("expand").addEventListener("click", function () {
     collapsed = {};
+    folded = {};
     draw();
   });
   document.getElementById("collapse").addEventListener("click", function () {
-    data.nodes.forEach(function (n) { collapsed[n.group] = true; });
+    collapseAll(false);
     draw();
   });
+  var byArray = document.getElementById("collapse-arrays");
+  if (byArray) {
+    byArray.addEventListener("click", function () {
+      collapseAll(true);
+      draw();
+    });
+  }
   var boxes = draw();
   document.body.dataset.ready = "true";
   console.info("data-vent lineage ready: " + boxes + " nodes, "

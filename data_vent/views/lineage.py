@@ -2,14 +2,16 @@
 
 The HTML page needs no network: the graph is laid out in the browser by dagre (vendored in
 ``views/vendor``, MIT, inlined in the page), coloured by status, collapsed by site (group)
-when large, with a search box, status filters and an asset's details on click; the fleet's
-data availability (streams x days) and the status table follow.
+when large and by OOI array when the sites would not fit the screen, with a search box,
+status filters and an asset's details on click; the fleet's data availability (streams x
+days) and the status table follow.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,21 @@ from data_vent.views.report import status_cells
 VENDOR = Path(__file__).parent / "vendor"
 COLLAPSE_ABOVE = 60
 """Pages with more assets than this open with every site collapsed to one box."""
+GROUPS_ON_SCREEN = 23
+"""Collapsed boxes the first screen shows whole: a column of the graph pane holds 22 (72vh of
+a 1400x1000 window's 913 px viewport, 22 px boxes 6 px apart), the catalog sits in the next.
+A collapsed page with more groups than this opens one level higher, by OOI array."""
+OOI_SITE = re.compile(r"([A-Z]{2})\d{2}[A-Z0-9]{4}")
+"""An OOI site code (``CE02SHBP``): its first two letters name the array."""
+ARRAY_NAMES = {
+    "CE": "Coastal Endurance",
+    "CP": "Coastal Pioneer",
+    "GA": "Global Argentine Basin",
+    "GI": "Global Irminger Sea",
+    "GP": "Global Station Papa",
+    "GS": "Global Southern Ocean",
+    "RS": "Regional Cabled Array",
+}
 
 COLORS = {
     AssetStatus.FRESH: "#2e7d32",
@@ -38,6 +55,16 @@ COLORS = {
 
 def _ids(keys: Iterable[str]) -> dict[str, str]:
     return {k: f"n{i}" for i, k in enumerate(sorted(keys))}
+
+
+def site_arrays(groups: Iterable[str]) -> dict[str, str]:
+    """Site -> array, for arrays of two or more sites (folding one site would only add a
+    click); other groups (``catalog``, generic ones) keep a box of their own."""
+    arrays = {g: m.group(1) for g in groups if (m := OOI_SITE.match(g))}
+    sites: dict[str, int] = {}
+    for a in arrays.values():
+        sites[a] = sites.get(a, 0) + 1
+    return {g: a for g, a in arrays.items() if sites[a] > 1}
 
 
 def to_mermaid(graph: nx.DiGraph, status: Mapping[str, str]) -> str:
@@ -101,12 +128,17 @@ def to_html(
             if r.get("last_error"):
                 d["details"]["last error"] = r["last_error"]
         nodes.append(d)
+    collapse = len(nodes) > COLLAPSE_ABOVE
+    shown = {n["group"] for n in nodes}
+    arrays = site_arrays(shown) if collapse and len(shown) > GROUPS_ON_SCREEN else {}
     data = {
         "nodes": nodes,
         "edges": sorted([u, v] for u, v in graph.edges),
         "colors": {str(k): v for k, v in COLORS.items()},
         "order": [str(s) for s in HEADLINE_ORDER],
-        "collapse": len(nodes) > COLLAPSE_ABOVE,
+        "collapse": collapse,
+        "arrays": arrays,
+        "array_names": {a: ARRAY_NAMES[a] for a in set(arrays.values()) if a in ARRAY_NAMES},
     }
     head = [
         "asset",
@@ -169,6 +201,7 @@ body {{ font-family: Helvetica, Arial, sans-serif; margin: 1.2em; color: #212121
 #details dd {{ margin: 0 0 0 1em; word-break: break-all; }}
 g.node, g.group {{ cursor: pointer; }}
 g.group rect {{ stroke: #212121; stroke-width: 1.5; stroke-dasharray: 4 2; }}
+g.array rect {{ stroke-width: 2.5; stroke-dasharray: none; }}
 g.hit rect {{ stroke: #fdd835; stroke-width: 3; }}
 .note {{ color: #616161; font-size: 13px; }}
 #fleet {{ max-width: 100%; border: 1px solid #e0e0e0; }}
@@ -182,10 +215,11 @@ tr.selected td {{ background: #fff59d; }}
 <div id="bar"><input id="search" type="search" placeholder="search assets (key or part)"
  aria-label="search assets"> {filters}
 <button id="expand">expand all</button><button id="collapse">collapse by site</button>
+{'<button id="collapse-arrays">collapse by array</button>' if arrays else ""}
 <span id="shown" class="note"></span></div>
 <div id="main"><div id="graph"></div>
-<div id="details"><p class="note">Click an asset for its details; click a site box to
-open it.</p></div></div>
+<div id="details"><p class="note">Click an asset for its details; click a site or array
+box to open it.</p></div></div>
 {fleet}
 <h2>Status</h2>
 <table id="status"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>
