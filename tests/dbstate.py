@@ -60,7 +60,7 @@ def dv(
     """The real console entry point in a fresh process."""
     if env is None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env = {"COLUMNS": "250", **env}
+    env = {**env, "COLUMNS": "250"}  # one width everywhere (pytest-xdist workers set COLUMNS)
     return subprocess.run(
         [sys.executable, "-m", "data_vent", *args],
         capture_output=True,
