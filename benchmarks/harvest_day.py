@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,45 +20,31 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import yaml
+from common import settings_values
+
+# the Prefect server the deploy test starts, started the same way
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.processes import (  # noqa: E402
+    free_port,
+    prefect_env,
+    start_prefect_server,
+    stop,
+    wait_healthy,
+)
 
 CLOCK = datetime(2026, 1, 2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_prefect(home: Path) -> subprocess.Popen:
     """A Prefect server on loopback; sets PREFECT_API_URL for this process and its children."""
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1"
-    )
-    exe = Path(sys.executable).parent / "prefect"
-    proc = subprocess.Popen(
-        [str(exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--no-ui", "--no-services", "--analytics-off"],
-        env=env,
-        stdout=(home.parent / "prefect-server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"prefect server did not start; see {home.parent}")
-        time.sleep(0.5)
+    log = (home.parent / "prefect-server.log").open("wb")
+    proc = start_prefect_server(port, prefect_env(home), log)
+    if not wait_healthy(api, proc, timeout=180, every=0.5):
+        stop(proc)
+        raise SystemExit(f"prefect server did not start; see {home.parent}")
     os.environ.update(
         PREFECT_API_URL=api,
         PREFECT_LOGGING_LEVEL="WARNING",
@@ -108,11 +92,7 @@ def main() -> None:
             tmp / "configs", ready_delay=0.2, start=CLOCK, workdir=tmp / "sim"
         ) as sim:
             base = dict(
-                home=tmp / "home",
-                db_url=args.db_url or f"sqlite:///{tmp / 'state.db'}",
-                storage=str(tmp / "stores"),
-                config_dir=tmp / "configs",
-                ooi_url=sim.base_url,
+                settings_values(tmp, args.db_url, sim.base_url),
                 ooi_poll_interval=0.1,
                 task_runner="dask",
             )
@@ -140,8 +120,7 @@ def main() -> None:
                     f"succeeded, {mb:.1f} MB of NetCDF, {mb / wall:.2f} MB/s"
                 )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server, grace=30)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import yaml
-from sqlalchemy import insert, update
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
@@ -27,12 +26,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
+from common import record_successes, settings_values, success_row  # noqa: E402
+
 from data_vent.assets.kinds import get_kind  # noqa: E402
 from data_vent.core.records import input_version_record  # noqa: E402
 from data_vent.run.workspace import Workspace  # noqa: E402
 from data_vent.settings import Settings  # noqa: E402
 from data_vent.simulator import Simulator  # noqa: E402
-from data_vent.state.models import Asset, Materialization  # noqa: E402
 from data_vent.state.observations import latest_observations  # noqa: E402
 
 STREAMS = ("ctdpf_sbe43_sample", "ctdpf_optode_sample")
@@ -77,37 +77,10 @@ def up_to_date(ws: Workspace) -> None:
             else:
                 inputs[dep] = input_version_record(dep, f"v-{dep}", None)
         rows.append(
-            {
-                "asset_key": key,
-                "run_id": "bench-setup",
-                "status": "success",
-                "action": "full",
-                "reasons": [],
-                "code_version": spec.code_version,
-                "config_hash": spec.config_hash,
-                "input_versions": inputs,
-                "data_version": f"v-{key}",
-                "time_min": tmin,
-                "time_max": tmax,
-                "rows": 1000,
-                "details": {},
-            }
+            success_row(key, spec, inputs, "bench-setup", time_min=tmin, time_max=tmax)
         )
         _stand_in(ws, key)
-    m, a = Materialization.__table__, Asset.__table__
-    with ws.engine.begin() as conn:
-        for i in range(0, len(rows), 1000):
-            conn.execute(insert(m), rows[i : i + 1000])
-        ids = {
-            r.asset_key: r.id
-            for r in conn.execute(m.select().with_only_columns(m.c.asset_key, m.c.id))
-        }
-        for key, mid in ids.items():
-            conn.execute(
-                update(a)
-                .where(a.c.key == key)
-                .values(last_success_id=mid, last_attempt_id=mid)
-            )
+    record_successes(ws.engine, rows)
 
 
 def _generations(ws: Workspace) -> list[list[str]]:
@@ -140,13 +113,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dv-noop-"))
     n_instruments = write_configs(tmp / "configs", args.streams)
     with Simulator(tmp / "configs", workdir=tmp / "sim") as sim:
-        settings = Settings(
-            home=tmp / "home",
-            db_url=args.db_url or f"sqlite:///{tmp / 'state.db'}",
-            storage=str(tmp / "stores"),
-            config_dir=tmp / "configs",
-            ooi_url=sim.base_url,
-        )
+        settings = Settings(**settings_values(tmp, args.db_url, sim.base_url))
         t = time.perf_counter()
         ws = Workspace.load(settings)
         ws.sync()

@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, update
+from common import record_successes, success_row
 
 from data_vent.core.records import Observation, input_version_record
 from data_vent.core.spec import AssetSpec
@@ -25,7 +25,6 @@ from data_vent.graph.build import build_graph
 from data_vent.graph.planner import plan
 from data_vent.graph.selection import select
 from data_vent.state.db import get_engine
-from data_vent.state.models import Asset, Materialization
 from data_vent.state.observations import record_observations
 from data_vent.state.snapshot import read_snapshot
 from data_vent.state.specs import sync_specs
@@ -65,38 +64,18 @@ def populate(engine, specs: dict[str, AssetSpec], t0: datetime) -> None:
             o = obs_by_key.get(dep)
             inputs[dep] = input_version_record(dep, o.data_version if o else f"v-{dep}", o)
         rows.append(
-            {
-                "asset_key": key,
-                "run_id": "bench",
-                "status": "success",
-                "action": "full",
-                "reasons": [],
-                "started_at": t0,
-                "finished_at": t0,
-                "code_version": spec.code_version,
-                "config_hash": spec.config_hash,
-                "input_versions": inputs,
-                "data_version": f"v-{key}",
-                "time_min": t0,
-                "time_max": t0 + timedelta(days=1),
-                "rows": 1000,
-                "details": {},
-            }
-        )
-    m, a = Materialization.__table__, Asset.__table__
-    with engine.begin() as conn:
-        for i in range(0, len(rows), 1000):
-            conn.execute(insert(m), rows[i : i + 1000])
-        ids = {
-            r.asset_key: r.id
-            for r in conn.execute(m.select().with_only_columns(m.c.asset_key, m.c.id))
-        }
-        for key, mid in ids.items():
-            conn.execute(
-                update(a)
-                .where(a.c.key == key)
-                .values(last_success_id=mid, last_attempt_id=mid)
+            success_row(
+                key,
+                spec,
+                inputs,
+                "bench",
+                started_at=t0,
+                finished_at=t0,
+                time_min=t0,
+                time_max=t0 + timedelta(days=1),
             )
+        )
+    record_successes(engine, rows)
 
 
 def main() -> None:

@@ -1,14 +1,18 @@
 """Shared fixtures: an isolated DATA_VENT_HOME per test, state DBs on SQLite and PostgreSQL,
-and one real local Prefect server per test session."""
+one real local Prefect server per test session, and a one-stream harvest config."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# Fixture plugins the test modules import names from before pytest loads them: registered
+# here, before any of them is imported, their asserts are rewritten all the same.
+pytest.register_assert_rewrite("tests.conftest_ooi", "tests.store_fixtures")
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -49,6 +53,27 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from data_vent.state.db import dispose_all
 
     dispose_all()
+
+
+@pytest.fixture
+def stream_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """``stream_config(table)``: the harvest config (upstream format) of one OOI stream in
+    ``tmp_path/configs``, made this test's config folder; returns the folder."""
+    from data_vent.ooi.names import parse_table
+
+    folder = tmp_path / "configs"
+
+    def write(table: str) -> Path:
+        n = parse_table(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{table}.yaml").write_text(
+            f"instrument: {n.site}-{n.node}-{n.sensor}\n"
+            f"stream: {{method: {n.method}, name: {n.stream}}}\n"
+        )
+        monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(folder))
+        return folder
+
+    return write
 
 
 def _pg_available() -> str | None:

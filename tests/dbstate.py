@@ -4,9 +4,7 @@ SELECT-only PostgreSQL role."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import make_url
+
+from tests.processes import run_cli
 
 ROOT = Path(__file__).parent.parent
 
@@ -57,18 +57,9 @@ def fingerprint(url: str) -> tuple[str | None, dict[str, list[tuple[Any, ...]]]]
 def dv(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """The real console entry point in a fresh process."""
-    if env is None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env = {**env, "COLUMNS": "250"}  # one width everywhere (pytest-xdist workers set COLUMNS)
-    return subprocess.run(
-        [sys.executable, "-m", "data_vent", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=180,
-    )
+    """The real console entry point in a fresh process (on ``env`` if given, e.g. a laptop's
+    bare environment)."""
+    return run_cli(*args, columns=250, timeout=180, cwd=cwd, environ=env)
 
 
 def one_error_line(res: subprocess.CompletedProcess) -> str:

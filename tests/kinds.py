@@ -6,6 +6,8 @@
 * ``tests.kinds:FileAsset``: writes ``<storage>/<key>.json`` from its inputs; fails while
   ``$DATA_VENT_HOME/fail/<key with / as __>`` exists; with ``config.hold`` it waits (bounded)
   for ``$DATA_VENT_HOME/release`` so lease tests can hold it mid-materialization.
+
+``three_levels`` writes the small graph of these kinds that several test files run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
+
+import yaml
 
 from data_vent.assets.kinds import (
     AssetKind,
@@ -107,3 +111,33 @@ class FileCatalog(FileAsset):
 
     name = "tests.kinds:FileCatalog"
     partial_inputs_ok = True
+
+
+DAY1 = {
+    "src/a": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 100),
+    "src/b": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 50),
+}
+"""The first day of the two sources of :func:`three_levels`, for :func:`write_sources`."""
+
+
+def three_levels(folder: Path, *, catalog: bool = False, hold: str | None = None) -> None:
+    """src/a -> a, src/b -> b; (a, b) -> ab -> top: three levels of materialized assets,
+    the graph the flow, CLI and reliability tests share. ``catalog``: also (a, b) -> cat,
+    which takes partial inputs; ``hold``: that asset waits for ``$DATA_VENT_HOME/release``
+    mid-materialization."""
+    folder.mkdir(parents=True, exist_ok=True)
+    src, file = FileSource.name, FileAsset.name
+    assets = [
+        {"key": "src/a", "kind": src, "observable": True},
+        {"key": "src/b", "kind": src, "observable": True},
+        {"key": "a", "kind": file, "deps": ["src/a"]},
+        {"key": "b", "kind": file, "deps": ["src/b"]},
+        {"key": "ab", "kind": file, "deps": ["a", "b"]},
+        {"key": "top", "kind": file, "deps": ["ab"]},
+    ]
+    if catalog:
+        assets.append({"key": "cat", "kind": FileCatalog.name, "deps": ["a", "b"]})
+    for item in assets:
+        if item["key"] == hold:
+            item["config"] = {"hold": True, "hold_timeout": 60}
+    (folder / "graph.yaml").write_text(yaml.safe_dump({"assets": assets}))

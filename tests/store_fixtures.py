@@ -1,12 +1,20 @@
-"""Fixtures of the stream-store tests: real OOI files, a moto S3 server on loopback."""
+"""Fixtures of the stream-store tests: real OOI files, a moto S3 server on loopback, two
+streams harvested from the OOI simulator."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    import numpy as np
+
+CONFIGS = Path(__file__).parent / "data" / "configs"
 DATA = Path(__file__).parent / "data" / "netcdf"
 NC_FILES = sorted(DATA.rglob("*.nc"))
 SE = DATA / "stream_engine_output"
@@ -22,6 +30,41 @@ CTDPFJ = SE / (
 NUTNRJ = SE / (
     "CE02SHSP-SP001-05-NUTNRJ000-recovered_cspp-nutnr_j_cspp_instrument_recovered__se1.14.0.nc"
 )
+
+
+SIM_TABLES = [
+    "CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample",
+    "RS03AXPS-PC03A-4B-PHSENA302-streamed-phsen_data_record",
+]
+"""The streams :func:`harvest_sim_tables` harvests."""
+
+
+def harvest_sim_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, np.ndarray]:
+    """``SIM_TABLES``' configs in ``tmp_path/configs``, harvested once from the OOI simulator
+    (in this process, no Prefect) into the test's storage, every asset a success; the times
+    the simulator served per table, which the stores must hold."""
+    from data_vent.run import runner
+    from data_vent.run.workspace import Workspace
+    from data_vent.settings import get_settings
+    from data_vent.simulator import Simulator
+
+    cfg = tmp_path / "configs"
+    cfg.mkdir()
+    for t in SIM_TABLES:
+        shutil.copy(CONFIGS / f"{t}.yaml", cfg)
+    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
+    monkeypatch.setenv("DATA_VENT_CHUNK_TARGET_BYTES", "1048576")
+    monkeypatch.setenv("DATA_VENT_OOI_POLL_INTERVAL", "0.1")
+    with Simulator(cfg, ready_delay=0.2, start=datetime(2024, 3, 1)) as sim:
+        monkeypatch.setenv("DATA_VENT_OOI_URL", sim.base_url)
+        ws = Workspace.load(get_settings())
+        ws.sync()
+        ws.observe()
+        outcomes = ws.execute(ws.plan(), runner.new_run_id())
+        assert {o.status for o in outcomes.values()} == {"success"}, outcomes
+        return {t: sim.streams[t].times(sim.streams[t].t0, sim.now_ntp) for t in SIM_TABLES}
 
 
 def subset(src: Path, dest: Path, index, drop: list[str] | None = None, **isel) -> Path:

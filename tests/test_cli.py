@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,30 +12,19 @@ from typer.testing import CliRunner
 
 from data_vent.cli import app
 from data_vent.ncio import load_dataset
-from tests.kinds import write_sources
-from tests.test_flows import three_levels
+from tests.kinds import DAY1, three_levels, write_sources
+from tests.processes import run_cli
 
 NETCDF = Path(__file__).parent / "data" / "netcdf" / "stream_engine_output"
 GLIDER = "CE05MOAS-GL319-05-CTDGVM000-recovered_host-ctdgv_m_glider_instrument_recovered"
-
-
-ROOT = Path(__file__).parent.parent
 
 
 def dv(*args: str) -> subprocess.CompletedProcess:
     """Run the real console entry point in a fresh process (on the session's Prefect API)."""
     from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    if PREFECT_API_URL.value():
-        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
-    return subprocess.run(
-        [sys.executable, "-m", "data_vent", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    api = PREFECT_API_URL.value()
+    return run_cli(*args, **({"PREFECT_API_URL": api} if api else {}))
 
 
 @pytest.fixture
@@ -45,13 +32,7 @@ def graph_env(isolated_env: Path, tmp_path: Path, monkeypatch) -> Path:
     cfg = tmp_path / "configs"
     three_levels(cfg)
     monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
-    write_sources(
-        isolated_env,
-        {
-            "src/a": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 100),
-            "src/b": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 50),
-        },
-    )
+    write_sources(isolated_env, DAY1)
     return isolated_env
 
 
@@ -144,15 +125,9 @@ def test_bad_input_exit_2_one_line(graph_env: Path, args: list[str], expected: s
 
 @pytest.mark.slow  # CLI subprocesses
 def test_ingest_backfills_a_store_and_records_it(
-    isolated_env: Path, tmp_path: Path, monkeypatch
+    isolated_env: Path, tmp_path: Path, stream_config, monkeypatch
 ):
-    cfg = tmp_path / "configs"
-    cfg.mkdir()
-    (cfg / "glider.yaml").write_text(
-        "instrument: CE05MOAS-GL319-05-CTDGVM000\n"
-        "stream: {method: recovered_host, name: ctdgv_m_glider_instrument_recovered}\n"
-    )
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
+    stream_config(GLIDER)
     monkeypatch.setenv("DATA_VENT_CHUNK_TARGET_BYTES", "1048576")
     files = [str(NETCDF / f"deployment{d}_{GLIDER}.nc") for d in ("0003", "0006")]
     runner = CliRunner()

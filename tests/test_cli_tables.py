@@ -8,30 +8,19 @@ subprocess with the terminal width set by ``COLUMNS``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from data_vent.demo import DEMO_CONFIGS
+from tests.processes import run_cli
 
-ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.slow  # CLI subprocesses
 
 
 def dv(*args: str, columns: int = 200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns), "TERM": "dumb"}
-    env.pop("NO_COLOR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "data_vent", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(*args, columns=columns, TERM="dumb", NO_COLOR=None)
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ from sqlalchemy import select
 from data_vent.simulator import Simulator
 from data_vent.state.db import get_engine
 from data_vent.state.models import Asset, Materialization, RunReport
+from tests.processes import ROOT, prefect_exe, stop
 from tests.store_fixtures import s3_bucket, s3_server  # noqa: F401 - fixtures
-from tests.test_deploy import POOL, REPO, prefect, prefect_api, prefect_exe, stop  # noqa: F401
+from tests.test_deploy import POOL, prefect, prefect_api  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
-DEMO = REPO / "data_vent" / "demo_configs"
+DEMO = ROOT / "data_vent" / "demo_configs"
 M, A, R = Materialization.__table__, Asset.__table__, RunReport.__table__
 
 
@@ -89,7 +90,7 @@ def test_daily_harvest_fans_out_over_two_workers(
                         + ["--name", name],
                         env={**env, "DATA_VENT_HOME": str(tmp_path / name)}
                         | {"DATA_VENT_WORKER_NAME": name},
-                        cwd=REPO,
+                        cwd=ROOT,
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
@@ -100,7 +101,7 @@ def test_daily_harvest_fans_out_over_two_workers(
                 [prefect_exe(), "deployment", "run", "daily-harvest/daily-harvest", "--watch"]
                 + ["--watch-timeout", "400"],
                 env=env,
-                cwd=REPO,
+                cwd=ROOT,
                 capture_output=True,
                 text=True,
                 timeout=450,

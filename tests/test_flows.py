@@ -7,29 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.kinds import write_sources
+from tests.kinds import DAY1, three_levels, write_sources
 from tests.polling import poll_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
-
-SRC = "tests.kinds:FileSource"
-FILE = "tests.kinds:FileAsset"
-
-
-def three_levels(config_dir: Path) -> None:
-    """src/a -> a, src/b -> b; (a, b) -> ab -> top: three levels of materialized assets."""
-    config_dir.mkdir(parents=True, exist_ok=True)
-    assets = [
-        {"key": "src/a", "kind": SRC, "observable": True},
-        {"key": "src/b", "kind": SRC, "observable": True},
-        {"key": "a", "kind": FILE, "deps": ["src/a"]},
-        {"key": "b", "kind": FILE, "deps": ["src/b"]},
-        {"key": "ab", "kind": FILE, "deps": ["a", "b"]},
-        {"key": "top", "kind": FILE, "deps": ["ab"]},
-    ]
-    (config_dir / "graph.yaml").write_text(yaml.safe_dump({"assets": assets}))
 
 
 @pytest.fixture
@@ -38,13 +20,7 @@ def graph_home(isolated_env: Path, tmp_path: Path, monkeypatch, db_url: str) -> 
     three_levels(cfg)
     monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
     monkeypatch.setenv("DATA_VENT_DB_URL", db_url)
-    write_sources(
-        isolated_env,
-        {
-            "src/a": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 100),
-            "src/b": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 50),
-        },
-    )
+    write_sources(isolated_env, DAY1)
     return isolated_env
 
 

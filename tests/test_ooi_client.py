@@ -22,17 +22,10 @@ from data_vent.core.errors import (
 from data_vent.ncio import load_dataset
 from data_vent.ooi.client import OOIClient, parse_error_body, redact_url
 from data_vent.simulator import Simulator
+from tests.conftest_ooi import CLOCK, CTD, CTD_REFDES, M2M_DATA, PHSEN, ooi_settings
 from tests.polling import poll_until
 
-pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")
-try:
-    import tests.conftest_ooi as fx
-except ImportError:  # tests/ is not a package: its folder is on sys.path
-    import conftest_ooi as fx  # type: ignore[no-redef]
-CLOCK, CTD, CTD_REFDES, PHSEN = fx.CLOCK, fx.CTD, fx.CTD_REFDES, fx.PHSEN
-ooi_settings = fx.ooi_settings
-
-pytest_plugins = [fx.__name__]
+pytest_plugins = ["tests.conftest_ooi"]
 
 BEGIN, END = datetime(2023, 12, 1), datetime(2024, 2, 1)
 
@@ -376,7 +369,7 @@ def test_toc_has_the_real_shape_and_leaves_out_discontinued(
 
     real = json.loads(
         (
-            fx.M2M_DATA / "uframe_help_samples_2017" / "12576_sensor_inv_toc__excerpt.json"
+            M2M_DATA / "uframe_help_samples_2017" / "12576_sensor_inv_toc__excerpt.json"
         ).read_text()
     )
     body = client.get_json("12576/sensor/inv/toc")

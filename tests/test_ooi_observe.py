@@ -5,21 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
-
 from data_vent.core.keys import source_key
 from data_vent.ooi.client import OOIClient
 from data_vent.ooi.observe import group_by_instrument, observe_and_record, observe_instruments
 from data_vent.simulator import Simulator
+from tests.conftest_ooi import CLOCK, CTD, CTD_REFDES, PHSEN, ooi_settings
 
-pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")
-try:
-    import tests.conftest_ooi as fx
-except ImportError:  # tests/ is not a package: its folder is on sys.path
-    import conftest_ooi as fx  # type: ignore[no-redef]
-CLOCK, CTD, CTD_REFDES, PHSEN = fx.CLOCK, fx.CTD, fx.CTD_REFDES, fx.PHSEN
-
-pytest_plugins = [fx.__name__]
+pytest_plugins = ["tests.conftest_ooi"]
 
 CTD_INST = f"{CTD_REFDES}-recovered_inst-ctdpf_sbe43_instrument"
 GHOST = f"{CTD_REFDES}-telemetered-ctdpf_sbe43_ghost"  # not in OOI's table of contents
@@ -94,7 +86,7 @@ def test_unavailable_instrument_is_reported(client: OOIClient, sim: Simulator) -
 
 def test_unreachable_ooi_reports_every_instrument_once(sim: Simulator) -> None:
     sim.stop()  # nothing listens on the port any more
-    settings = fx.ooi_settings(sim.base_url, ooi_retries=0)
+    settings = ooi_settings(sim.base_url, ooi_retries=0)
     with OOIClient(settings) as client:
         result = observe_instruments(client, TABLES, concurrency=4)
     assert list(result) == []

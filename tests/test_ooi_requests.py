@@ -23,15 +23,9 @@ from data_vent.ooi.requests_state import (
 )
 from data_vent.simulator import Simulator
 from data_vent.state.models import OOIRequest
+from tests.conftest_ooi import CLOCK, CTD, ooi_settings, sim_streams
 
-pytest.register_assert_rewrite("tests.conftest_ooi", "conftest_ooi")
-try:
-    import tests.conftest_ooi as fx
-except ImportError:  # tests/ is not a package: its folder is on sys.path
-    import conftest_ooi as fx  # type: ignore[no-redef]
-CLOCK, CTD, ooi_settings, sim_streams = fx.CLOCK, fx.CTD, fx.ooi_settings, fx.sim_streams
-
-pytest_plugins = [fx.__name__]
+pytest_plugins = ["tests.conftest_ooi"]
 
 BEGIN, END = datetime(2023, 12, 1), datetime(2024, 1, 1)
 

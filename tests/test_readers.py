@@ -24,44 +24,16 @@ import yaml
 from data_vent.run import runner
 from data_vent.run.workspace import Workspace
 from data_vent.settings import get_settings
-from data_vent.simulator import Simulator
 from tests import store_fixtures as F
 
 pytest_plugins = [F.__name__]
 pytestmark = pytest.mark.slow  # the OOI simulator, moto, subprocesses
 
 ROOT = Path(__file__).parent.parent
-CONFIGS = Path(__file__).parent / "data" / "configs"
 NETCDF = Path(__file__).parent / "data" / "netcdf" / "stream_engine_output"
-TABLES = [
-    "CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample",
-    "RS03AXPS-PC03A-4B-PHSENA302-streamed-phsen_data_record",
-]
+TABLES = F.SIM_TABLES
 GLIDER = "CE05MOAS-GL319-05-CTDGVM000-recovered_host-ctdgv_m_glider_instrument_recovered"
 INTAKE_07 = ["intake==0.7.0", "intake-xarray==0.7.0", "entrypoints", "appdirs"]
-
-
-def harvest(cfg: Path, monkeypatch) -> dict[str, np.ndarray]:
-    """Harvest ``cfg``'s streams from the simulator (no Prefect); the expected times."""
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
-    monkeypatch.setenv("DATA_VENT_CHUNK_TARGET_BYTES", "1048576")
-    monkeypatch.setenv("DATA_VENT_OOI_POLL_INTERVAL", "0.1")
-    with Simulator(cfg, ready_delay=0.2, start=datetime(2024, 3, 1)) as sim:
-        monkeypatch.setenv("DATA_VENT_OOI_URL", sim.base_url)
-        ws = Workspace.load(get_settings())
-        ws.sync()
-        ws.observe()
-        outcomes = ws.execute(ws.plan(), runner.new_run_id())
-        assert {o.status for o in outcomes.values()} == {"success"}, outcomes
-        return {t: sim.streams[t].times(sim.streams[t].t0, sim.now_ntp) for t in TABLES}
-
-
-def configs(tmp_path: Path) -> Path:
-    cfg = tmp_path / "configs"
-    cfg.mkdir()
-    for t in TABLES:
-        shutil.copy(CONFIGS / f"{t}.yaml", cfg)
-    return cfg
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +60,7 @@ def test_local_catalogs_open_in_intake_2_and_0_7_after_a_move(
 ):
     import intake
 
-    expected = harvest(configs(tmp_path), monkeypatch)
+    expected = F.harvest_sim_tables(tmp_path, monkeypatch)
     stores = isolated_env / "stores"
     text = (stores / "catalog.yaml").read_text()
     assert str(stores) not in text  # relative to the catalog, not absolute
@@ -129,7 +101,7 @@ def test_stac_catalog_validates_and_opens(isolated_env: Path, tmp_path: Path, mo
     import pystac
     from pystac.validation import validate_dict
 
-    expected = harvest(configs(tmp_path), monkeypatch)
+    expected = F.harvest_sim_tables(tmp_path, monkeypatch)
     root = isolated_env / "stores" / "stac"
     cat = pystac.Catalog.from_file(str(root / "catalog.json"))
     collections = {c.id: c for c in cat.get_children()}
@@ -181,7 +153,7 @@ def test_s3_catalogs_carry_endpoint_and_no_secret(
     monkeypatch.setenv("DATA_VENT_S3_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("DATA_VENT_CATALOG_ANON", "false")  # a private bucket
     s3fs.S3FileSystem.clear_instance_cache()
-    expected = harvest(configs(tmp_path), monkeypatch)
+    expected = F.harvest_sim_tables(tmp_path, monkeypatch)
 
     fs = s3fs.S3FileSystem(**opts)
     text = fs.cat(f"{root}/catalog.yaml").decode()
@@ -215,17 +187,11 @@ def test_s3_catalogs_carry_endpoint_and_no_secret(
     }
 
 
-def test_availability_picture_shows_the_gap(isolated_env: Path, tmp_path: Path, monkeypatch):
+def test_availability_picture_shows_the_gap(isolated_env: Path, stream_config):
     """Two glider deployments months apart: the picture marks the days without data."""
     from data_vent.run.ingest import ingest
 
-    cfg = tmp_path / "configs"
-    cfg.mkdir()
-    (cfg / "glider.yaml").write_text(
-        "instrument: CE05MOAS-GL319-05-CTDGVM000\n"
-        "stream: {method: recovered_host, name: ctdgv_m_glider_instrument_recovered}\n"
-    )
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
+    stream_config(GLIDER)
     files = [NETCDF / f"deployment{d}_{GLIDER}.nc" for d in ("0003", "0006")]
     ws = Workspace.load(get_settings())
     ws.sync()

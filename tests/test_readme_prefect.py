@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import xarray as xr
 
@@ -26,34 +23,19 @@ from data_vent.core.timeutil import utcnow
 from data_vent.demo import DEMO_CONFIGS
 from data_vent.simulator import Simulator
 from tests.polling import poll_until
+from tests.processes import BIN, ROOT, healthy, prefect_env, run_in_repo, stop
 
 pytestmark = pytest.mark.slow  # a Prefect server, a worker, flow runs in subprocesses
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def readme_commands() -> list[str]:
     """The first bash block of the README's Prefect section, comments dropped."""
-    text = (REPO / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     section = text.split("## Deploying with Prefect", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block, "no bash block in the README's Prefect section"
     lines = [re.sub(r"\s+#\s.*$", "", ln).rstrip() for ln in block.group(1).splitlines()]
     return [ln for ln in lines if ln]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 def port_free(port: int) -> bool:
@@ -74,15 +56,11 @@ def test_readme_prefect_commands_as_printed(tmp_path: Path):
             pytest.fail(reason)
         pytest.skip(reason)
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DATA_VENT_"))}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        PREFECT_HOME=str(tmp_path / "prefect-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        DO_NOT_TRACK="1",
-        PREFECT_CLI_PROMPT="false",
+    env = prefect_env(
+        tmp_path / "prefect-home",
+        drop=("DATA_VENT_",),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         PREFECT_WORKER_QUERY_SECONDS="1",
-        PREFECT_SERVER_API_HOST="127.0.0.1",
         DATA_VENT_HOME=str(home),
         DATA_VENT_CONFIG_DIR=str(DEMO_CONFIGS),
         DATA_VENT_OOI_POLL_INTERVAL="0.1",
@@ -108,7 +86,7 @@ def test_readme_prefect_commands_as_printed(tmp_path: Path):
                     subprocess.Popen(
                         ["bash", "-c", f"exec {line[:-1].strip()}"],
                         env=env,
-                        cwd=REPO,
+                        cwd=ROOT,
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
@@ -117,26 +95,18 @@ def test_readme_prefect_commands_as_printed(tmp_path: Path):
                 )
                 if "server start" in line:
                     poll_until(
-                        lambda: _healthy("http://127.0.0.1:4200/api"),
+                        lambda: healthy("http://127.0.0.1:4200/api"),
                         90,
                         every=0.3,
                         what="prefect server on 127.0.0.1:4200",
                     )
                 continue
-            res = subprocess.run(
-                ["bash", "-c", line],
-                env=env,
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                stdin=subprocess.DEVNULL,
-            )
+            res = run_in_repo(["bash", "-c", line], env, timeout=600)
             assert res.returncode == 0, f"{line}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
             outputs[line] = res
     finally:
         for proc in reversed(background):
-            stop(proc)
+            stop(proc, grace=15)
         sim.stop()
 
     # the real run harvested the RS03 streams; the dry run planned and changed nothing
@@ -148,13 +118,6 @@ def test_readme_prefect_commands_as_printed(tmp_path: Path):
     with xr.open_zarr(home / "stores" / rs03[0]) as ds:
         assert ds.sizes["time"] > 0
     assert (home / "stores" / "_derived" / rs03[0] / "availability.png").exists()
-
-
-def _healthy(api: str) -> bool:
-    try:
-        return httpx.get(f"{api}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_readme_run_lines_parse_as_prefect_reads_them():

@@ -5,8 +5,6 @@ the S3 keys never reach the state DB."""
 from __future__ import annotations
 
 import json
-import shutil
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,48 +13,25 @@ import s3fs
 import xarray as xr
 import yaml
 
-from data_vent.run import runner
-from data_vent.run.workspace import Workspace
-from data_vent.settings import get_settings
-from data_vent.simulator import Simulator
 from tests import store_fixtures as F
 
 pytest_plugins = [F.__name__]
 
-CONFIGS = Path(__file__).parent / "data" / "configs"
-TABLES = [
-    "CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample",
-    "RS03AXPS-PC03A-4B-PHSENA302-streamed-phsen_data_record",
-]
+TABLES = F.SIM_TABLES
 
 
 @pytest.mark.slow  # a moto S3 server
 def test_daily_harvest_into_s3(isolated_env: Path, tmp_path: Path, monkeypatch, s3_bucket):
     root, opts = s3_bucket
-    cfg = tmp_path / "configs"
-    cfg.mkdir()
-    for t in TABLES:
-        shutil.copy(CONFIGS / f"{t}.yaml", cfg)
     key, secret = "AKIA-S3-KEY-123", "S3-SECRET-VALUE-456"
     monkeypatch.setenv("DATA_VENT_STORAGE", root)
     monkeypatch.setenv("DATA_VENT_S3_KEY", key)
     monkeypatch.setenv("DATA_VENT_S3_SECRET", secret)
     monkeypatch.setenv("DATA_VENT_S3_ENDPOINT_URL", opts["client_kwargs"]["endpoint_url"])
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
-    monkeypatch.setenv("DATA_VENT_CHUNK_TARGET_BYTES", "1048576")
-    monkeypatch.setenv("DATA_VENT_OOI_POLL_INTERVAL", "0.1")
     # moto accepts any credentials: the harvest must use the ones from settings
     opts = {**opts, "key": key, "secret": secret}
     s3fs.S3FileSystem.clear_instance_cache()
-
-    with Simulator(cfg, ready_delay=0.2, start=datetime(2024, 3, 1)) as sim:
-        monkeypatch.setenv("DATA_VENT_OOI_URL", sim.base_url)
-        ws = Workspace.load(get_settings())
-        ws.sync()
-        ws.observe()
-        outcomes = ws.execute(ws.plan(), runner.new_run_id())
-        assert {o.status for o in outcomes.values()} == {"success"}, outcomes
-        expected = {t: sim.streams[t].times(sim.streams[t].t0, sim.now_ntp) for t in TABLES}
+    expected = F.harvest_sim_tables(tmp_path, monkeypatch)
 
     fs = s3fs.S3FileSystem(**opts)
     for t in TABLES:

@@ -78,14 +78,10 @@ def test_deployment_file_names_are_parsed(tmp_path):
         assert file_stream(nf).text() == GL319
 
 
-def test_ingest_refuses_a_file_of_another_stream(isolated_env, tmp_path, monkeypatch, capsys):
-    cfg = tmp_path / "configs"
-    cfg.mkdir()
-    (cfg / "glider.yaml").write_text(
-        "instrument: CE05MOAS-GL319-05-CTDGVM000\n"
-        "stream: {method: recovered_host, name: ctdgv_m_glider_instrument_recovered}\n"
-    )
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
+def test_ingest_refuses_a_file_of_another_stream(
+    isolated_env, stream_config, monkeypatch, capsys
+):
+    stream_config(GL319)
     monkeypatch.setenv("COLUMNS", "300")
     code, err = cli("ingest", GL319, str(VELPT), capsys=capsys)
     lines = err.strip().splitlines()

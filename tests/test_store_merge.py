@@ -157,14 +157,8 @@ def cli(*args: str, capsys) -> tuple[int, str]:
 
 
 @pytest.fixture
-def ctd_config(tmp_path, monkeypatch) -> str:
-    cfg = tmp_path / "configs"
-    cfg.mkdir()
-    (cfg / "ctd.yaml").write_text(
-        "instrument: CE02SHSP-SP001-08-CTDPFJ000\n"
-        "stream: {method: recovered_cspp, name: ctdpf_j_cspp_instrument_recovered}\n"
-    )
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(cfg))
+def ctd_config(stream_config, monkeypatch) -> str:
+    stream_config(TABLE)
     monkeypatch.setenv("DATA_VENT_CHUNK_TARGET_BYTES", "4096")
     monkeypatch.setenv("COLUMNS", "200")
     return TABLE

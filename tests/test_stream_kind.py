@@ -12,9 +12,11 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,6 +81,31 @@ class Harvest:
         assert CTD in plan.keys, plan
         return self.run(plan)[CTD]
 
+    def harvest_as(self, action: str, reason: str) -> runner.AssetOutcome:
+        """Observe, check that the CTD store is planned as ``action`` for ``reason`` (what
+        OOI changed since the last harvest), and materialize it, which must succeed."""
+        self.observe()
+        plan = self.plan()
+        item = plan.item(CTD)
+        assert item is not None and item.action == action
+        assert reason in [r.code for r in item.reasons]
+        out = self.run(plan)[CTD]
+        assert out.status == "success", out.error
+        return out
+
+    def fail_a_day_later(self, fault: str) -> tuple[dict[str, str], runner.AssetOutcome]:
+        """Harvest, move a day on and run again with OOI showing ``fault`` once observed (only
+        the data request sees it): the store as it was before that run, and the run's failed
+        outcome, whose error is one line."""
+        assert self.harvest().status == "success"
+        before = self.store_snapshot()
+        self.sim.advance(DAY)
+        self.observe()
+        self.sim.set_fault(CTD, fault)
+        out = self.run()[CTD]
+        assert out.status == "failed" and "\n" not in out.error
+        return before, out
+
     # ---------------------------------------------------------------- inspection
     @property
     def stream(self) -> SimStream:
@@ -131,22 +158,32 @@ class Harvest:
             )
 
 
-def _write_configs(folder: Path, tables: list[str]) -> None:
-    folder.mkdir()
+@contextmanager
+def _harvesting(
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tables: list[str],
+    **sim_options: Any,
+) -> Iterator[Harvest]:
+    """``tables``' configs on a simulator (with ``sim_options``), the environment pointed at
+    it, and a loaded ``Harvest`` (credentials set beforehand are the ones it uses)."""
+    config_dir = tmp_path / "configs"
+    config_dir.mkdir()
     for table in tables:
-        shutil.copy(CONFIGS / f"{table}.yaml", folder)
+        shutil.copy(CONFIGS / f"{table}.yaml", config_dir)
+    with Simulator(config_dir, ready_delay=0.2, start=CLOCK, **sim_options) as sim:
+        _harvest_env(monkeypatch, sim.base_url, config_dir)
+        h = Harvest(sim, home, config_dir)
+        h.load()
+        yield h
 
 
 @pytest.fixture
 def harvest(
     isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Harvest]:
-    config_dir = tmp_path / "configs"
-    _write_configs(config_dir, [CTD])
-    with Simulator(config_dir, ready_delay=0.2, start=CLOCK) as sim:
-        _harvest_env(monkeypatch, sim.base_url, config_dir)
-        h = Harvest(sim, isolated_env, config_dir)
-        h.load()
+    with _harvesting(isolated_env, tmp_path, monkeypatch, [CTD]) as h:
         yield h
 
 
@@ -225,13 +262,7 @@ def test_next_day_appends_exactly_the_new_range(harvest: Harvest) -> None:
     rows_before = h.store_times().size
 
     h.sim.advance(DAY)
-    h.observe()
-    plan = h.plan()
-    item = plan.item(CTD)
-    assert item is not None and item.action == "append"
-    assert "source_advanced" in [r.code for r in item.reasons]
-    out = h.run(plan)[CTD]
-    assert out.status == "success", out.error
+    out = h.harvest_as("append", "source_advanced")
 
     times = h.source_times()
     req = h.requests()[-1]
@@ -426,13 +457,8 @@ def test_http_500_on_first_build_fails_and_writes_nothing(harvest: Harvest) -> N
 
 def test_http_500_on_append_leaves_the_store_unchanged(harvest: Harvest) -> None:
     h = harvest
-    assert h.harvest().status == "success"
-    before = h.store_snapshot()
-    h.sim.advance(DAY)
-    h.observe()
-    h.sim.set_fault(CTD, "http_500")
-    out = h.run()[CTD]
-    assert out.status == "failed" and "\n" not in out.error and "500" in out.error
+    before, out = h.fail_a_day_later("http_500")
+    assert "500" in out.error
     assert h.store_snapshot() == before
     # the next run retries and catches up
     h.sim.clear_fault(CTD)
@@ -504,13 +530,7 @@ def test_new_variable_is_added_with_fill_for_earlier_rows(harvest: Harvest) -> N
 
 def test_discontinued_stream_fails_with_a_clear_message(harvest: Harvest) -> None:
     h = harvest
-    assert h.harvest().status == "success"
-    before = h.store_snapshot()
-    h.sim.advance(DAY)
-    h.observe()
-    h.sim.set_fault(CTD, "discontinued")
-    out = h.run()[CTD]
-    assert out.status == "failed" and "\n" not in out.error
+    before, out = h.fail_a_day_later("discontinued")
     assert "discontinued" in out.error.lower() and CTD in out.error
     assert "harvest config" in out.error and "not found in OOI Database" in out.error
     assert h.store_snapshot() == before
@@ -521,13 +541,7 @@ def test_reprocessed_source_is_rebuilt(harvest: Harvest) -> None:
     assert h.harvest().status == "success"
     rows_before = h.store_times().size
     h.sim.reprocess(CTD)
-    h.observe()
-    plan = h.plan()
-    item = plan.item(CTD)
-    assert item is not None and item.action == "rebuild"
-    assert "source_reprocessed" in [r.code for r in item.reasons]
-    out = h.run(plan)[CTD]
-    assert out.status == "success", out.error
+    out = h.harvest_as("rebuild", "source_reprocessed")
     assert out.details["mode"] == "rebuild"
     times = h.source_times()
     assert times.size > rows_before
@@ -552,14 +566,11 @@ def test_secrets_never_reach_db_logs_or_errors(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    config_dir = tmp_path / "configs"
-    _write_configs(config_dir, [CTD, PHSEN])
-    with Simulator(config_dir, ready_delay=0.2, start=CLOCK, require_auth=True) as sim:
-        _harvest_env(monkeypatch, sim.base_url, config_dir)
-        monkeypatch.setenv("OOI_USERNAME", SECRET_USER)
-        monkeypatch.setenv("OOI_TOKEN", SECRET_TOKEN)
-        h = Harvest(sim, isolated_env, config_dir)
-        h.load()
+    monkeypatch.setenv("OOI_USERNAME", SECRET_USER)
+    monkeypatch.setenv("OOI_TOKEN", SECRET_TOKEN)
+    tables = [CTD, PHSEN]
+    with _harvesting(isolated_env, tmp_path, monkeypatch, tables, require_auth=True) as h:
+        sim = h.sim
         h.observe()
         sim.set_fault(CTD, "http_500")
         sim.set_fault(PHSEN, "discontinued")
@@ -586,14 +597,9 @@ def test_secrets_never_reach_db_logs_or_errors(
 def test_user_name_not_stored_after_a_successful_harvest(
     isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config_dir = tmp_path / "configs"
-    _write_configs(config_dir, [CTD])
-    with Simulator(config_dir, ready_delay=0.2, start=CLOCK, require_auth=True) as sim:
-        _harvest_env(monkeypatch, sim.base_url, config_dir)
-        monkeypatch.setenv("OOI_USERNAME", SECRET_USER)
-        monkeypatch.setenv("OOI_TOKEN", SECRET_TOKEN)
-        h = Harvest(sim, isolated_env, config_dir)
-        h.load()
+    monkeypatch.setenv("OOI_USERNAME", SECRET_USER)
+    monkeypatch.setenv("OOI_TOKEN", SECRET_TOKEN)
+    with _harvesting(isolated_env, tmp_path, monkeypatch, [CTD], require_auth=True) as h:
         assert h.harvest().status == "success"
         h.ws.engine.dispose()
     for f in isolated_env.glob("state.db*"):

@@ -431,21 +431,21 @@ class OOIClient:
 
     def catalog(self, catalog_or_output_url: str) -> list[ThreddsFile]:
         """Every file of a request folder, from its ``catalog.xml``."""
-        url = catalog_xml_url(catalog_or_output_url)
-        resp = self._get(url)
-        if resp.status_code == 404:
-            raise OOINotFound(f"THREDDS catalog {redact_url(url)} does not exist (yet)")
-        self._check(resp, url)
-        return parse_catalog(resp.content, url)
+        return parse_catalog(*self._catalog_xml(catalog_or_output_url, " (yet)"))
 
     def folders(self, catalog_url: str) -> list[ThreddsFolder]:
         """The sub-folders of a THREDDS catalog: an account's request folders."""
+        return parse_catalog_refs(*self._catalog_xml(catalog_url))
+
+    def _catalog_xml(self, catalog_url: str, note: str = "") -> tuple[bytes, str]:
+        """A THREDDS folder's ``catalog.xml`` and its URL, read one way for files and
+        sub-folders; ``OOINotFound`` (``note`` ending its message) when there is none."""
         url = catalog_xml_url(catalog_url)
         resp = self._get(url)
         if resp.status_code == 404:
-            raise OOINotFound(f"THREDDS catalog {redact_url(url)} does not exist")
+            raise OOINotFound(f"THREDDS catalog {redact_url(url)} does not exist{note}")
         self._check(resp, url)
-        return parse_catalog_refs(resp.content, url)
+        return resp.content, url
 
     def listing(self, catalog_or_output_url: str, table: str) -> Listing:
         """``table``'s data and provenance files; dependency streams' files set aside."""

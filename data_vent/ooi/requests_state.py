@@ -73,18 +73,13 @@ def ensure_request(
     )
     return rows.insert_request(
         engine,
-        asset_key=asset_key,
-        range_begin=_naive(begin),
-        range_end=_naive(end),
+        **_new_row(asset_key, begin, end, run_id, now),
         status=RequestStatus.PENDING,
         request_uuid=answer.request_uuid,
         output_url=answer.output_url or (answer.all_urls[0] if answer.all_urls else None),
         status_url=answer.status_url,
-        created_at=now,
-        updated_at=now,
         next_check_at=now,
         expires_at=now + expiry,
-        run_id=run_id,
     )
 
 
@@ -101,19 +96,13 @@ def adopt_finished(
 ) -> RequestRecord:
     """Record a finished request found in the account's folder as ``ready`` (no OOI call):
     the harvest then downloads its files as it would a request of its own."""
-    now = utcnow()
     return rows.insert_request(
         engine,
-        asset_key=asset_key,
-        range_begin=_naive(begin),
-        range_end=_naive(end),
+        **_new_row(asset_key, begin, end, run_id, utcnow()),
         status=RequestStatus.READY,
         output_url=output_url,
         status_url=status_url,
         files=[f.to_dict() for f in files],
-        created_at=now,
-        updated_at=now,
-        run_id=run_id,
     )
 
 
@@ -182,6 +171,21 @@ def mark_failed(engine: Engine, req: RequestRecord, error: str) -> RequestRecord
 def request_files(req: RequestRecord, kind: str = "data") -> list[ThreddsFile]:
     """The stored files of a ready request (``data`` or ``provenance``), in harvest order."""
     return [ThreddsFile.from_dict(d) for d in req.files or [] if d.get("kind") == kind]
+
+
+def _new_row(
+    asset_key: str, begin: datetime, end: datetime, run_id: str, now: datetime
+) -> dict[str, object]:
+    """What every new request row records, the requests a run asks OOI for and the
+    finished ones it adopts alike: the asset and range (naive UTC), the run, made ``now``."""
+    return dict(
+        asset_key=asset_key,
+        range_begin=_naive(begin),
+        range_end=_naive(end),
+        created_at=now,
+        updated_at=now,
+        run_id=run_id,
+    )
 
 
 def _update(engine: Engine, req: RequestRecord, **values: object) -> RequestRecord:

@@ -69,33 +69,13 @@ def classify(
     modified: str | None = None,
 ) -> ThreddsFile:
     """Recognise a Stream Engine data file or aggregate provenance file by its name."""
-    m = DATA_FILE_RE.match(name)
-    if m:
-        return ThreddsFile(
-            name,
-            url,
-            size,
-            tolerance,
-            modified,
-            "data",
-            m["table"],
-            int(m["deployment"]),
-            parse_file_time(m["start"]),
-            parse_file_time(m["end"]),
-        )
-    m = PROVENANCE_RE.match(name)
-    if m:
-        return ThreddsFile(
-            name,
-            url,
-            size,
-            tolerance,
-            modified,
-            "provenance",
-            m["table"],
-            int(m["deployment"]),
-        )
-    return ThreddsFile(name, url, size, tolerance, modified)
+    listed = (name, url, size, tolerance, modified)
+    if m := DATA_FILE_RE.match(name):
+        start, end = parse_file_time(m["start"]), parse_file_time(m["end"])
+        return ThreddsFile(*listed, "data", m["table"], int(m["deployment"]), start, end)
+    if m := PROVENANCE_RE.match(name):
+        return ThreddsFile(*listed, "provenance", m["table"], int(m["deployment"]))
+    return ThreddsFile(*listed)
 
 
 def split_listing(files: list[ThreddsFile], table: str) -> Listing:

@@ -27,7 +27,7 @@ import numpy as np
 from data_vent.core.timeutil import NTP_EPOCH, from_ntp_seconds, to_naive_utc, to_ntp_seconds
 from data_vent.ncio import netcdf4_file
 from data_vent.ooi.names import TableName, data_file_name, parse_table
-from data_vent.simulator.streams import FAULTS, FILE_FAULTS, check_faults, ooi_ms
+from data_vent.simulator.streams import FAULTS, FILE_FAULTS, check_faults, times_entry
 
 DATA_DIR = Path(__file__).parent / "data"
 """The real files the demo serves (origin of each in ``data/README.md``)."""
@@ -291,16 +291,8 @@ class RealStream:
         return int(self.shifts[j]) + k * int(self.period)
 
     def summary(self, now: float) -> dict[str, Any] | None:
-        times = self.times(self.t0, now)
-        if not len(times):
-            return None
-        return {
-            "stream": self.name.stream,
-            "method": self.name.method,
-            "count": len(times),
-            "beginTime": ooi_ms(times[0]),
-            "endTime": ooi_ms(times[-1]),
-        }
+        """The ``metadata/times`` entry as of ``now`` (None before the first sample)."""
+        return times_entry(self.name, self.times(self.t0, now))
 
     def deployments(self, begin: float, end: float) -> list[int]:
         files = {int(j) for _, idx in self._select(begin, end) for j in self._file[idx]}

@@ -44,6 +44,20 @@ def ooi_ms(ntp: float) -> str:
     return from_ntp_seconds(ntp).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def times_entry(name: TableName, times: np.ndarray) -> dict[str, Any] | None:
+    """A stream's ``metadata/times`` entry from its sorted sample ``times`` (None when there
+    are none yet): one shape whatever the samples are made of."""
+    if not len(times):
+        return None
+    return {
+        "stream": name.stream,
+        "method": name.method,
+        "count": len(times),
+        "beginTime": ooi_ms(times[0]),
+        "endTime": ooi_ms(times[-1]),
+    }
+
+
 def check_faults(faults: dict[str, Any], allowed: tuple[str, ...] = FAULTS) -> None:
     for f in faults:
         if f not in allowed:
@@ -96,16 +110,7 @@ class SimStream:
 
     def summary(self, now: float) -> dict[str, Any] | None:
         """The ``metadata/times`` entry as of ``now`` (None before the first sample)."""
-        times = self.times(self.t0, now)
-        if not len(times):
-            return None
-        return {
-            "stream": self.name.stream,
-            "method": self.name.method,
-            "count": len(times),
-            "beginTime": ooi_ms(times[0]),
-            "endTime": ooi_ms(times[-1]),
-        }
+        return times_entry(self.name, self.times(self.t0, now))
 
     def deployment_of(self, t: np.ndarray) -> np.ndarray:
         return 1 + ((t - self.t0) // (self.deployment_days * 86400)).astype(int)

@@ -145,19 +145,29 @@ def db_error(url: str, exc: BaseException) -> DataVentError:
 
 
 def _make_sqlite_safe(engine: Engine) -> None:
+    _sqlite_hooks(
+        engine,
+        ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"),
+        "BEGIN IMMEDIATE",
+    )
+
+
+def _sqlite_hooks(engine: Engine, pragmas: tuple[str, ...], begin: str) -> None:
+    """Run ``pragmas`` on each new SQLite connection and open every transaction with
+    ``begin``: pysqlite's own implicit BEGIN is turned off, so the lock a transaction takes
+    is the one asked for."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
+        for pragma in pragmas:
+            cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver hook
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 def make_read_engine(url: str, connect_timeout: float = 10.0) -> Engine:
@@ -189,19 +199,8 @@ def make_read_engine(url: str, connect_timeout: float = 10.0) -> Engine:
             return conn
 
         engine = create_engine("sqlite://", creator=connect)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
-            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA query_only=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn) -> None:  # pragma: no cover - driver hook
-            conn.exec_driver_sql("BEGIN")  # deferred: one consistent read, no write lock
-
+        # deferred BEGIN: one consistent read, no write lock
+        _sqlite_hooks(engine, ("query_only=ON", "busy_timeout=30000"), "BEGIN")
         return engine
     options = "-c default_transaction_read_only=on"
     if parsed.query.get("options"):

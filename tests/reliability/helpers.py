@@ -1,5 +1,6 @@
-"""Shared pieces of the reliability tests: stream configs, OOI-shaped part files, the CLI
-in a subprocess, and what the state DB and the stores hold afterwards."""
+"""Shared pieces of the reliability tests: OOI-shaped part files, the CLI in a subprocess,
+and what the state DB and the stores hold afterwards (stream configs: the ``stream_config``
+fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,25 +16,12 @@ import xarray as xr
 from sqlalchemy import func, select
 
 from data_vent.core.timeutil import to_ntp_seconds
-from data_vent.ooi.names import parse_table
 from data_vent.simulator.synthetic import FileSpec, write_stream_file
 from data_vent.state.models import Materialization
 
 ROOT = Path(__file__).parents[2]
 CTD = "CE04OSPS-SF01B-2A-CTDPFA107-streamed-ctdpf_sbe43_sample"
 M = Materialization.__table__
-
-
-def write_config(folder: Path, table: str) -> Path:
-    """A harvest config (the upstream format) for ``table`` in ``folder``."""
-    n = parse_table(table)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{table}.yaml"
-    path.write_text(
-        f"instrument: {n.site}-{n.node}-{n.sensor}\n"
-        f"stream: {{method: {n.method}, name: {n.stream}}}\n"
-    )
-    return path
 
 
 def make_parts(

@@ -21,17 +21,17 @@ from pathlib import Path
 import pytest
 
 from data_vent.settings import Settings
-from tests.kinds import write_sources
+from tests.kinds import DAY1, three_levels, write_sources
 from tests.polling import poll_until
 from tests.reliability.helpers import ROOT
-from tests.reliability.test_recheck import DAY1, graph_configs, materialized, workspace
+from tests.reliability.test_recheck import materialized, workspace
 
 OTHER = "otherhost:4242:1:run-other"
 
 
 @pytest.fixture
 def home(isolated_env: Path, tmp_path: Path, db_url: str, monkeypatch) -> Path:
-    graph_configs(tmp_path / "configs", hold="a")
+    three_levels(tmp_path / "configs", catalog=True, hold="a")
     monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(tmp_path / "configs"))
     monkeypatch.setenv("DATA_VENT_DB_URL", db_url)
     write_sources(isolated_env, DAY1)

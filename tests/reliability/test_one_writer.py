@@ -23,7 +23,6 @@ from tests.reliability.helpers import (
     file_times,
     make_parts,
     store_times,
-    write_config,
 )
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
@@ -38,10 +37,9 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture
 def ctd_home(
-    isolated_env: Path, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+    isolated_env: Path, stream_config, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    write_config(tmp_path / "configs", CTD)
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(tmp_path / "configs"))
+    stream_config(CTD)
     monkeypatch.setenv("DATA_VENT_DB_URL", db_url)
     monkeypatch.setenv("DATA_VENT_CHUNK_TARGET_BYTES", str(1 << 16))  # many chunk objects
     return isolated_env

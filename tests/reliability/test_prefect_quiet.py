@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kinds import write_sources
+from tests.kinds import DAY1, three_levels, write_sources
 from tests.reliability.harness import ROOT, run_process
-from tests.test_flows import three_levels
 
 PROBE = """
 import json, sys
@@ -72,13 +71,7 @@ def failing_graph(isolated_env: Path, tmp_path: Path) -> dict[str, str]:
     """src -> a, b; (a, b) -> ab -> top; b fails."""
     cfg = tmp_path / "configs"
     three_levels(cfg)
-    write_sources(
-        isolated_env,
-        {
-            "src/a": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 100),
-            "src/b": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 50),
-        },
-    )
+    write_sources(isolated_env, DAY1)
     (isolated_env / "fail").mkdir()
     (isolated_env / "fail" / "b").write_text("")
     return {"DATA_VENT_HOME": str(isolated_env), "DATA_VENT_CONFIG_DIR": str(cfg)}

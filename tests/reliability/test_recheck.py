@@ -12,41 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.kinds import write_sources
+from tests.kinds import DAY1, three_levels, write_sources
 from tests.reliability.helpers import attempts
-
-SRC = "tests.kinds:FileSource"
-FILE = "tests.kinds:FileAsset"
-DAY1 = {
-    "src/a": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 100),
-    "src/b": ("2024-01-01T00:00:00", "2024-01-02T00:00:00", 50),
-}
-
-
-def graph_configs(folder: Path, hold: str | None = None) -> None:
-    """src/a -> a, src/b -> b; (a, b) -> ab -> top; (a, b) -> cat (takes partial inputs).
-    ``hold``: that asset waits for ``$DATA_VENT_HOME/release`` mid-materialization."""
-    folder.mkdir(parents=True, exist_ok=True)
-    assets = [
-        {"key": "src/a", "kind": SRC, "observable": True},
-        {"key": "src/b", "kind": SRC, "observable": True},
-        {"key": "a", "kind": FILE, "deps": ["src/a"]},
-        {"key": "b", "kind": FILE, "deps": ["src/b"]},
-        {"key": "ab", "kind": FILE, "deps": ["a", "b"]},
-        {"key": "top", "kind": FILE, "deps": ["ab"]},
-        {"key": "cat", "kind": "tests.kinds:FileCatalog", "deps": ["a", "b"]},
-    ]
-    for item in assets:
-        if item["key"] == hold:
-            item["config"] = {"hold": True, "hold_timeout": 60}
-    (folder / "graph.yaml").write_text(yaml.safe_dump({"assets": assets}))
 
 
 @pytest.fixture
 def home(isolated_env: Path, tmp_path: Path, db_url: str, monkeypatch) -> Path:
-    graph_configs(tmp_path / "configs")
+    """src/a -> a, src/b -> b; (a, b) -> ab -> top; (a, b) -> cat (takes partial inputs)."""
+    three_levels(tmp_path / "configs", catalog=True)
     monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(tmp_path / "configs"))
     monkeypatch.setenv("DATA_VENT_DB_URL", db_url)
     write_sources(isolated_env, DAY1)

@@ -31,7 +31,6 @@ from tests.reliability.helpers import (
     file_times,
     make_parts,
     store_times,
-    write_config,
 )
 
 pytest_plugins = ["tests.conftest_ooi"]
@@ -85,9 +84,8 @@ def no_live_writer(key: str) -> bool:
 
 
 @pytest.fixture
-def ctd_home(isolated_env: Path, tmp_path: Path, db_url: str, monkeypatch) -> Path:
-    write_config(tmp_path / "configs", CTD)
-    monkeypatch.setenv("DATA_VENT_CONFIG_DIR", str(tmp_path / "configs"))
+def ctd_home(isolated_env: Path, stream_config, db_url: str, monkeypatch) -> Path:
+    stream_config(CTD)
     monkeypatch.setenv("DATA_VENT_DB_URL", db_url)
     monkeypatch.setenv("DATA_VENT_CHUNK_TARGET_BYTES", str(1 << 14))
     return isolated_env
