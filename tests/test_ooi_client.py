@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from data_vent.ooi.client import OOIClient, parse_error_body, redact_url
 from data_vent.simulator import Simulator
 from tests.conftest_ooi import CLOCK, CTD, CTD_REFDES, M2M_DATA, PHSEN, ooi_settings
 from tests.polling import poll_until
+from tests.processes import free_port
 
 pytest_plugins = ["tests.conftest_ooi"]
 
@@ -265,9 +265,7 @@ def test_auth_required_and_never_echoed(sim: Simulator) -> None:
 
 
 def test_unreachable_host_is_one_line_without_credentials() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once we leave: nobody listens there
+    port = free_port()  # nobody listens there
     url = f"http://alice:s3cret@127.0.0.1:{port}/api/m2m"
     with OOIClient(ooi_settings(url, ooi_username=None, ooi_token=None, ooi_retries=1)) as c:
         assert c.session.auth == ("alice", "s3cret")

@@ -11,15 +11,15 @@ DB and every file of the stores.
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.processes import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEARED = ("DATA_VENT_", "OOI_USERNAME", "OOI_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET")
@@ -78,15 +78,12 @@ def run_process(args: list[str], env: dict[str, str], timeout: float = 180) -> R
 
     inherited = (*CLEARED, "PREFECT_LOGGING", "_DATA_VENT")  # the child's CLI sets its own
     base = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
-    full = {**base, **env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    if PREFECT_API_URL.value():
-        full["PREFECT_API_URL"] = PREFECT_API_URL.value()
-    res = subprocess.run(
-        [sys.executable, "-m", "data_vent", *args],
-        capture_output=True,
-        text=True,
-        env=full,
+    api = PREFECT_API_URL.value()
+    res = run_cli(
+        *args,
         timeout=timeout,
+        environ={**base, **env, "PYTHONPATH": str(ROOT)},
+        **({"PREFECT_API_URL": api} if api else {}),
     )
     return Result(res.returncode, res.stdout, res.stderr)
 
@@ -121,10 +118,3 @@ def files_of(folder: Path) -> dict[str, tuple[int, int]]:
 def state_of(home: Path, skip_tables: tuple[str, ...] = ()) -> dict[str, Any]:
     """The state DB's rows and the stores' files under ``home``."""
     return {"db": db_rows(home / "state.db", skip_tables), "stores": files_of(home / "stores")}
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

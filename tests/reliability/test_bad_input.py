@@ -26,7 +26,8 @@ import xarray as xr
 from data_vent.ncio import save_dataset
 from tests.conftest import _PG_SKIP
 from tests.conftest_ooi import Simulator
-from tests.reliability.harness import db_rows, free_port, run_main, run_process, state_of
+from tests.processes import free_port
+from tests.reliability.harness import db_rows, run_main, run_process, state_of
 
 pytestmark = pytest.mark.slow  # a simulator on loopback, and a subprocess ingest
 

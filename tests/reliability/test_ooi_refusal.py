@@ -27,7 +27,8 @@ from data_vent.run import runner
 from data_vent.run.workspace import Workspace
 from data_vent.settings import Settings, get_settings
 from tests.conftest_ooi import Simulator
-from tests.reliability.harness import free_port, run_main, run_process
+from tests.processes import free_port
+from tests.reliability.harness import run_main, run_process
 
 pytestmark = pytest.mark.slow  # the OOI simulator, Prefect, CLI subprocesses
 
