@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,7 @@ def site_arrays(groups: Iterable[str]) -> dict[str, str]:
     """Site -> array, for arrays of two or more sites (folding one site would only add a
     click); other groups (``catalog``, generic ones) keep a box of their own."""
     arrays = {g: m.group(1) for g in groups if (m := OOI_SITE.match(g))}
-    sites: dict[str, int] = {}
-    for a in arrays.values():
-        sites[a] = sites.get(a, 0) + 1
+    sites = Counter(arrays.values())
     return {g: a for g, a in arrays.items() if sites[a] > 1}
 
 
