@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 TIME_COLUMNS = {n for n, t in STREAM_STATUS_COLUMNS if t.__name__ == "DateTime"}
 LAG_SLACK = 600  # seconds between reading the view and running the command, on a busy host
+REQUEST_WAIT = 6.0  # seconds a run waits for an OOI request; the stuck stream waits it out
 
 
 def _when(value):
@@ -157,7 +158,8 @@ def harvest(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Har
         run = run_flow(daily_harvest)
         out = {k: o["status"] for k, o in run["outcomes"].items()}
         assert (out[scene.failing], out[scene.stuck]) == ("failed", "waiting"), out
-        assert all(out[t] == "success" for t in [*scene.moving, scene.blind, scene.gone]), out
+        healthy = [*scene.moving, scene.blind, scene.gone]
+        assert {t: out[t] for t in healthy} == dict.fromkeys(healthy, "success")
         sim.advance(12 * 3600)  # OOI moves on; nobody harvests it yet
         sim.remove_from_toc(scene.gone)
         sim.set_fault(scene.blind, "http_500")
