@@ -142,11 +142,8 @@ def test_observation_goes_out_concurrently_under_the_cap(tmp_path: Path) -> None
             )
         )
         ws.sync()
-        started = time.monotonic()
         observed = ws.observe()
-        took = time.monotonic() - started
         calls = sim.counter_snapshot()["metadata_times"]
     assert observed.total == 6 and len(observed.changed) == 6 and not observed.failures
     assert sum(calls.values()) == 6  # one call per instrument
-    assert sim.peak_calls == 3
-    assert took < 6 * 0.3  # not one after another
+    assert sim.peak_calls == 3  # overlapping (one after another peaks at 1), never past 3
