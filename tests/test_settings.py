@@ -30,3 +30,30 @@ def test_every_documented_setting_is_accepted() -> None:
 def test_an_unknown_setting_is_refused_with_the_nearest_name() -> None:
     with pytest.raises(SettingsError, match="DATA_VENT_WORKER_NAM.*DATA_VENT_WORKER_NAME"):
         check_env({"DATA_VENT_WORKER_NAM": "wA"})
+
+
+def test_read_only_commands_connect_with_the_db_connect_timeout(pg_url: str, tmp_path: Path):
+    """A hung PostgreSQL took 58 s to report to `status`: its read engine ignored
+    DATA_VENT_DB_CONNECT_TIMEOUT and used 10 s per attempt. libpq reports the timeout used."""
+    from data_vent.demo import DEMO_CONFIGS
+    from data_vent.run.workspace import Workspace
+    from data_vent.settings import Settings
+    from data_vent.state.db import dispose_all, get_engine
+
+    get_engine(pg_url)  # a current schema, as a harvest leaves it
+    dispose_all()
+    settings = Settings(
+        home=tmp_path / "home", db_url=pg_url, config_dir=DEMO_CONFIGS, db_connect_timeout=3
+    )
+    try:
+        for load in (Workspace.from_state_db, lambda s: Workspace.load(s, read_only=True)):
+            ws = load(settings)
+            assert ws.read_only and ws.engine is not None
+            conn = ws.engine.raw_connection()
+            try:
+                assert conn.driver_connection.info.get_parameters()["connect_timeout"] == "3"
+            finally:
+                conn.close()
+            dispose_all()
+    finally:
+        dispose_all()
