@@ -40,7 +40,7 @@ def assert_consistent(url) -> xr.Dataset:
 
 def test_glider_ctd_three_se_versions_in_order(tmp_path):
     url = str(tmp_path / "ctd")
-    store = StreamStore(url, chunk_target_bytes=1 << 14)
+    store = StreamStore(url, chunk_target_bytes=1 << 16)
     outs = [store.append_files([p]) for p in F.GLIDER_CTD]
     assert [o.rows_added for o in outs] == [1001, 5803, 10399]
     assert {"new_variable", "missing_variable", "cast_to_store_dtype"} <= rules(outs[1])
@@ -52,7 +52,7 @@ def test_glider_ctd_three_se_versions_in_order(tmp_path):
     # a variable that appears later reads as fill for the earlier rows
     assert np.isnan(ds["glider_gps_position-interp_lat"].values[:6804]).all()
     # the same stream built in one batch is identical
-    batch = StreamStore(str(tmp_path / "batch"), chunk_target_bytes=1 << 14)
+    batch = StreamStore(str(tmp_path / "batch"), chunk_target_bytes=1 << 16)
     assert batch.append_files(F.GLIDER_CTD[::-1]).rows_added == 17203
     xr.testing.assert_identical(ds.drop_attrs(), load(str(tmp_path / "batch")).drop_attrs())
     info = store.info()
@@ -62,7 +62,7 @@ def test_glider_ctd_three_se_versions_in_order(tmp_path):
 
 def test_glider_ctd_reverse_order_needs_rebuild(tmp_path):
     url = str(tmp_path / "ctd")
-    store = StreamStore(url, chunk_target_bytes=1 << 14)
+    store = StreamStore(url, chunk_target_bytes=1 << 16)
     assert store.append_files([F.GLIDER_CTD[2]]).rows_added == 10399
     before = store.info()
     older = store.append_files([F.GLIDER_CTD[1]])
@@ -83,7 +83,7 @@ def test_glider_ctd_reverse_order_needs_rebuild(tmp_path):
     assert not any("staging" in p.name for p in tmp_path.iterdir())
 
 
-def _build(path, files, target=1 << 14):
+def _build(path, files, target=1 << 16):
     StreamStore(str(path), chunk_target_bytes=target).append_files(files)
     return str(path)
 
