@@ -1,11 +1,13 @@
 """Many runs at once: 2 and 4 ``data-vent harvest`` processes started together on an empty
 home, against one OOI simulator and one state DB (SQLite, then PostgreSQL), on the session's
-Prefect server; each set-up run twice from scratch.
+Prefect server.
 
 Every run exits 0 (an asset another run holds is its work, not a failure), every asset is
 materialized once (one success row each), OOI is asked for each stream's data once, and the
 catalog is built. Before the fix, two harvests built most streams twice (46 OOI data
-requests for 25 streams) and most concurrent runs exited 1 with no real failure.
+requests for 25 streams) and most concurrent runs exited 1 with no real failure. Each set-up
+runs once: the double work showed in every trial; the intermittent PostgreSQL slot deadlock
+has a test of its own (tests/test_ooi_ratelimit.py).
 """
 
 from __future__ import annotations
@@ -59,10 +61,9 @@ def prefect_api() -> dict[str, str]:
     return {"PREFECT_API_URL": PREFECT_API_URL.value()} if PREFECT_API_URL.value() else {}
 
 
-@pytest.mark.parametrize("repeat", [1, 2])
 @pytest.mark.parametrize("runs", [2, 4])
 def test_harvests_started_together(
-    runs: int, repeat: int, db_url: str, sim, isolated_env: Path, tmp_path: Path
+    runs: int, db_url: str, sim, isolated_env: Path, tmp_path: Path
 ) -> None:
     from data_vent.state.db import get_engine
 
