@@ -327,3 +327,22 @@ def test_sqlite_file_helper_reads_uri_urls(tmp_path: Path):
     path = tmp_path / "a b" / "state.db"
     assert sqlite_file(f"sqlite:///{path}") == path
     assert sqlite_file(f"sqlite:///file:{path}?mode=ro&uri=true") == path
+
+
+def test_status_loads_no_array_library(tmp_path: Path):
+    """`status`, `why`, `plan` load every configured kind to read the configs; the kinds
+    import numpy, pandas and xarray only to materialize (~0.5 s of each command's start)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from data_vent.assets.kinds import _entry_points, get_kind\n"
+        "from data_vent.cli import commands\n"
+        "for name in _entry_points(): get_kind(name)\n"
+        "print(sorted(m for m in ('numpy', 'pandas', 'xarray', 'zarr') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

@@ -20,12 +20,9 @@ import json
 import os
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import numpy as np
-import pandas as pd
-import xarray as xr
 import yaml
 from fsspec.implementations.local import LocalFileSystem
 
@@ -37,6 +34,13 @@ from data_vent.assets.kinds import (
 )
 from data_vent.core.timeutil import utcnow
 from data_vent.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import xarray as xr
+
+# numpy, pandas and xarray are imported where a materialization needs them: every command
+# loads this kind to read the configs, and `status` or `why` should not pay ~0.5 s for them.
 
 DERIVED_DIR = "_derived"
 CATALOG_NAME = "OOI Data Streams Catalog"
@@ -107,6 +111,8 @@ def exists_url(url: str, settings: Settings) -> bool:
 
 
 def open_store(url: str, settings: Settings) -> xr.Dataset:
+    import xarray as xr
+
     return xr.open_zarr(
         url,
         consolidated=True,
@@ -123,6 +129,8 @@ def _version(payload: Any) -> str:
 
 def availability_counts(times: np.ndarray) -> dict[str, dict[str, int]]:
     """Rows per hour, day and month of a datetime64 array."""
+    import pandas as pd
+
     idx = pd.DatetimeIndex(times)
     out: dict[str, dict[str, int]] = {}
     for name, fmt in (("hourly", "%Y-%m-%dT%H"), ("daily", "%Y-%m-%d"), ("monthly", "%Y-%m")):
@@ -136,6 +144,8 @@ def availability_png(daily: dict[str, int], title: str) -> bytes:
     under the axis, so a gap shows however short. Agg, no pyplot: safe in worker threads."""
     from io import BytesIO
 
+    import numpy as np
+    import pandas as pd
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -184,6 +194,8 @@ class AvailabilityKind(AssetKind):
         return as_url(self.output_url(spec.key, settings))
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
+        import pandas as pd
+
         (store_key,) = ctx.spec.deps
         with open_store(ctx.storage_url(store_key), ctx.settings) as ds:
             times = ds["time"].values
@@ -232,6 +244,8 @@ class CatalogKind(AssetKind):
         return as_url(f"{settings.resolved_storage()}/catalog.yaml")
 
     def materialize(self, ctx: MaterializeContext) -> MaterializeResult:
+        import pandas as pd
+
         from data_vent.assets.stac import StreamEntry, write_stac
 
         settings = ctx.settings
@@ -344,6 +358,8 @@ class CatalogKind(AssetKind):
 
 
 def _plain(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -353,4 +369,6 @@ def _plain(value: Any) -> Any:
 
 def _pydatetime(value) -> datetime:
     """To the microsecond, quietly: real OOI times carry sub-microsecond digits."""
+    import pandas as pd
+
     return pd.Timestamp(value).to_pydatetime(warn=False)
