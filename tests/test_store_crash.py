@@ -103,7 +103,9 @@ def refs(tmp_path_factory):
     }
 
 
-TRIALS = [("append", i) for i in range(14)] + [("rebuild", i) for i in range(8)]
+# A regression guard over fixed seeds; the statistics are benchmarks/kill_trials.py's
+# (100 kills of four writers a run).
+TRIALS = [("append", i) for i in range(8)] + [("rebuild", i) for i in range(5)]
 
 
 @pytest.mark.parametrize(("mode", "seed"), TRIALS)
