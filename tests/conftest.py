@@ -126,6 +126,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
+def prefect_db_template(request: pytest.FixtureRequest, tmp_path_factory) -> Path:
+    """A migrated Prefect database, made once per test run and shared by the xdist workers
+    (their base temp folders share a parent): see ``tests.processes.migrated_prefect_db``."""
+    from tests.processes import migrated_prefect_db
+
+    root = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: share with the others
+        root = root.parent
+    return migrated_prefect_db(root)
+
+
+@pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One real local Prefect server (ephemeral API) for the whole test session."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings

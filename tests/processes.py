@@ -4,6 +4,7 @@ and stopped. Standard library and httpx only: ``benchmarks/harvest_day.py`` impo
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -92,6 +93,37 @@ def prefect_env(home: Path, *, drop: tuple[str, ...] = (), **extra: str) -> dict
     )
     env.update(extra)
     return env
+
+
+def migrated_prefect_db(folder: Path) -> Path:
+    """A Prefect database with every migration applied, made once in ``folder`` (a lock file
+    lets parallel test workers share it). A new Prefect home seeded with a copy starts its
+    server in ~10 s instead of ~20 s: Prefect migrates a new database on first start."""
+    db = folder / "prefect-template" / "prefect.db"
+    with (folder / "prefect-template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not db.exists():
+            work = folder / "prefect-template.tmp"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            res = subprocess.run(
+                [prefect_exe(), "--no-prompt", "server", "database", "upgrade", "-y"],
+                env=prefect_env(work),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if res.returncode != 0:
+                raise RuntimeError(f"prefect server database upgrade failed: {res.stderr}")
+            work.rename(db.parent)
+    return db
+
+
+def seeded_prefect_home(home: Path, template: Path) -> Path:
+    """``home``, a new Prefect home whose database is a copy of the migrated ``template``."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, home / "prefect.db")
+    return home
 
 
 def start_prefect_server(port: int, env: dict[str, str], log: BinaryIO) -> subprocess.Popen:

@@ -18,6 +18,7 @@ from tests.processes import (
     prefect_env,
     prefect_exe,
     run_in_repo,
+    seeded_prefect_home,
     start_prefect_server,
     stop,
     wait_healthy,
@@ -29,12 +30,14 @@ POOL = "data-vent-process"
 
 
 @pytest.fixture
-def prefect_api(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def prefect_api(
+    tmp_path: Path, prefect_db_template: Path
+) -> Iterator[tuple[str, dict[str, str]]]:
     """A real Prefect server on a free loopback port, with its own PREFECT_HOME."""
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = prefect_env(
-        tmp_path / "prefect-home",
+        seeded_prefect_home(tmp_path / "prefect-home", prefect_db_template),
         PREFECT_API_URL=api,
         PREFECT_LOGGING_LEVEL="WARNING",
         PREFECT_SERVER_API_PORT=str(port),

@@ -16,6 +16,7 @@ import yaml
 
 from tests.kinds import write_sources
 from tests.polling import poll_until
+from tests.processes import seeded_prefect_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -148,7 +149,9 @@ def test_dry_run_publishes_the_plan_as_a_table_artifact(wide_home: Path):
     assert not (wide_home / "stores").exists() or not any((wide_home / "stores").iterdir())
 
 
-def test_cli_hints_at_the_ephemeral_server_only_when_it_starts_one(wide_home: Path):
+def test_cli_hints_at_the_ephemeral_server_only_when_it_starts_one(
+    wide_home: Path, prefect_db_template: Path
+):
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
@@ -160,7 +163,8 @@ def test_cli_hints_at_the_ephemeral_server_only_when_it_starts_one(wide_home: Pa
     assert served.returncode == 0, served.stderr
     assert "hint:" not in served.stderr
     env.pop("PREFECT_API_URL")
-    env["PREFECT_HOME"] = str(wide_home / "prefect-home")
+    home = seeded_prefect_home(wide_home / "prefect-home", prefect_db_template)
+    env["PREFECT_HOME"] = str(home)
     alone = subprocess.run(
         [sys.executable, "-m", "data_vent", "materialize", "s6"],
         capture_output=True, text=True, env=env, timeout=300,

@@ -23,7 +23,15 @@ from data_vent.core.timeutil import utcnow
 from data_vent.demo import DEMO_CONFIGS
 from data_vent.simulator import Simulator
 from tests.polling import poll_until
-from tests.processes import BIN, ROOT, healthy, prefect_env, run_in_repo, stop
+from tests.processes import (
+    BIN,
+    ROOT,
+    healthy,
+    prefect_env,
+    run_in_repo,
+    seeded_prefect_home,
+    stop,
+)
 
 pytestmark = pytest.mark.slow  # a Prefect server, a worker, flow runs in subprocesses
 
@@ -47,7 +55,7 @@ def port_free(port: int) -> bool:
     return True
 
 
-def test_readme_prefect_commands_as_printed(tmp_path: Path):
+def test_readme_prefect_commands_as_printed(tmp_path: Path, prefect_db_template: Path):
     commands = readme_commands()
     assert any("deployment run materialize/materialize" in c for c in commands)
     if not port_free(4200):
@@ -57,7 +65,7 @@ def test_readme_prefect_commands_as_printed(tmp_path: Path):
         pytest.skip(reason)
     home = tmp_path / "home"
     env = prefect_env(
-        tmp_path / "prefect-home",
+        seeded_prefect_home(tmp_path / "prefect-home", prefect_db_template),
         drop=("DATA_VENT_",),
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         PREFECT_WORKER_QUERY_SECONDS="1",
