@@ -30,43 +30,12 @@ SERVER_FIXTURES = frozenset({"prefect_server", "sim", "client", "s3_server", "s3
 """Fixtures that start a server: a test using one is in the slow lane by itself."""
 
 
-HEAVIEST_FIRST = (
-    "tests/test_fanout_workers.py::",
-    "tests/test_dask.py::",
-    "tests/test_status_db.py::",
-    "tests/test_readme_prefect.py::",
-    "tests/test_e2e.py::test_two_days_of_demo_streams",
-    "tests/reliability/test_concurrent_harvests.py::",
-    "tests/test_s3_harvest.py::",
-    "tests/test_flows_assets.py::test_cli_hints_at_the_ephemeral_server",
-    "tests/test_store_s3.py::test_append_rebuild_and_plain_reader_on_s3",
-    "tests/test_readers.py::test_s3_catalogs_carry_endpoint_and_no_secret",
-    "tests/test_e2e.py::test_unready_request_is_resumed",
-    "tests/test_readonly.py::test_read_only_commands_leave_the_db_unchanged",
-    "tests/test_deploy.py::",
-    "tests/test_ooi_ratelimit.py::test_processes_harvesting_one_simulator",
-)
-"""The longest tests (60-240 s each on 2 loaded cores, measured), started first: in
-collection order they came last, and for the suite's last 3 minutes one or two of the three
-workers sat idle. ``./dev test`` hands tests out one at a time (``--dist load
---maxschedchunk 1``), so starting the longest first balances the workers."""
-
-
-def _heaviness(item: pytest.Item) -> int:
-    for rank, prefix in enumerate(HEAVIEST_FIRST):
-        if item.nodeid.startswith(prefix):
-            return rank
-    return len(HEAVIEST_FIRST)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Lanes: ``-m "not slow"`` leaves out every test that starts a server or subprocess
-    (marked by hand, or through the fixtures above), and runs in well under a minute. The
-    longest tests go first (``HEAVIEST_FIRST``); the rest keep their order."""
+    (marked by hand, or through the fixtures above), and runs in well under a minute."""
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=_heaviness)  # stable
 
 
 @pytest.fixture(autouse=True)
