@@ -155,7 +155,10 @@ def availability_png(daily: dict[str, int], title: str) -> bytes:
     if daily:
         days = pd.date_range(min(daily), max(daily), freq="D")
         rows = np.array([daily.get(f"{d:%Y-%m-%d}", 0) for d in days])
-        ax.bar(days, rows, width=1.0, color="#1565c0", linewidth=0)
+        # one filled step outline, not a bar per day: 4,000 bars took 4.9 s to draw
+        edges = days.append(pd.DatetimeIndex([days[-1] + pd.Timedelta(days=1)]))
+        edges = edges - pd.Timedelta(hours=12)  # each day's step centred on its date
+        ax.stairs(rows, edges, fill=True, color="#1565c0", linewidth=1, snap=True)
         gaps = days[rows == 0]
         if len(gaps):
             ax.plot(
