@@ -329,7 +329,7 @@ def test_sqlite_file_helper_reads_uri_urls(tmp_path: Path):
     assert sqlite_file(f"sqlite:///file:{path}?mode=ro&uri=true") == path
 
 
-def test_status_loads_no_array_library(tmp_path: Path):
+def test_status_loads_no_array_library():
     """`status`, `why`, `plan` load every configured kind to read the configs; the kinds
     import numpy, pandas and xarray only to materialize (~0.5 s of each command's start)."""
     import subprocess
